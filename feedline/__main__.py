@@ -1,0 +1,5 @@
+"""``python -m feedline`` runs the CLI."""
+
+from feedline.cli import main
+
+main()

@@ -1,0 +1,190 @@
+"""The ``feedline`` command line: run roles, produce events, manage the local broker, demo.
+
+Every role reads its settings from the environment (``FEEDLINE_*``); the options here only
+override the most common ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from feedline.errors import FeedlineError
+from feedline.logs import configure_logging, log_effective_config
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
+kafka_app = typer.Typer(no_args_is_help=True, help="The local development Kafka broker.")
+worker_app = typer.Typer(no_args_is_help=True, help="Pipeline workers.")
+schemas_app = typer.Typer(no_args_is_help=True, help="Wire schemas.")
+world_app = typer.Typer(no_args_is_help=True, help="The synthetic demo world.")
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of the catalog.")
+for sub, name in (
+    (kafka_app, "kafka"),
+    (worker_app, "worker"),
+    (schemas_app, "schemas"),
+    (world_app, "world"),
+    (topics_app, "topics"),
+):
+    app.add_typer(sub, name=name)
+
+log = logging.getLogger("feedline")
+LOG_LEVEL = os.environ.get("FEEDLINE_LOG_LEVEL", "INFO")
+DEFAULT_KAFKA_DIR = Path(".feedline/kafka")
+
+
+@kafka_app.command("start")
+def kafka_start(data_dir: Annotated[Path, typer.Option()] = DEFAULT_KAFKA_DIR) -> None:
+    """Start a single-node KRaft broker in the background; prints its bootstrap address."""
+    from streams.local_broker import LocalKafka
+
+    broker = LocalKafka(data_dir.resolve())
+    bootstrap = broker.start(detach=True)
+    state = {"pid": broker.pid, "bootstrap_servers": bootstrap}
+    (data_dir / "broker.json").write_text(json.dumps(state))
+    typer.echo(f"export FEEDLINE_KAFKA_BOOTSTRAP_SERVERS={bootstrap}")
+
+
+@kafka_app.command("stop")
+def kafka_stop(data_dir: Annotated[Path, typer.Option()] = DEFAULT_KAFKA_DIR) -> None:
+    """Stop the broker started by ``feedline kafka start``."""
+    from streams.local_broker import stop_pid
+
+    state_file = data_dir / "broker.json"
+    if not state_file.exists():
+        raise FeedlineError(f"no broker state in {state_file}; was it started with this dir?")
+    stopped = stop_pid(int(json.loads(state_file.read_text())["pid"]))
+    state_file.unlink()
+    typer.echo("stopped" if stopped else "was not running")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every missing topic of the catalog (idempotent)."""
+    from streams.settings import KafkaSettings
+    from streams.topics import ensure_topics
+
+    created = ensure_topics(KafkaSettings())
+    typer.echo(f"created {len(created)} topics" + (": " + ", ".join(created) if created else ""))
+
+
+@app.command()
+def produce(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    topic: Annotated[str | None, typer.Option(help="topic of bare (non-envelope) lines")] = None,
+) -> None:
+    """Validate and publish the events of a JSON Lines file (nothing is sent if any is bad)."""
+    from streams.jsonl_input import produce_file
+    from streams.producer import EventProducer
+    from streams.settings import KafkaSettings
+
+    with EventProducer(KafkaSettings()) as producer:
+        counts = produce_file(file, producer, topic)
+    typer.echo(json.dumps(dict(counts)))
+
+
+@worker_app.command("prompts")
+def worker_prompts() -> None:
+    """Run the prompt processor (Faust) until SIGTERM."""
+    from streams.prompt_worker import PromptWorkerSettings, run_prompt_worker
+    from streams.settings import KafkaSettings
+
+    kafka, settings = KafkaSettings(), PromptWorkerSettings()
+    log_effective_config("prompts", kafka, settings)
+    run_prompt_worker(kafka, settings)
+
+
+@worker_app.command("embed")
+def worker_embed() -> None:
+    """Run the embedding worker until SIGTERM."""
+    from models.settings import EncoderSettings
+    from streams.embed_worker import EmbedWorkerSettings, run_embed_worker
+    from streams.settings import KafkaSettings
+
+    kafka, settings, encoder = KafkaSettings(), EmbedWorkerSettings(), EncoderSettings()
+    log_effective_config("embed", kafka, settings, encoder)
+    run_embed_worker(kafka, settings, encoder)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Run the index store + query service (HTTP) until SIGTERM."""
+    import uvicorn
+
+    from models.settings import EncoderSettings
+    from service.app import create_app
+    from service.settings import ServiceSettings
+    from streams.settings import KafkaSettings
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    kafka, encoder = KafkaSettings(), EncoderSettings()
+    settings = ServiceSettings().model_copy(update=overrides)
+    log_effective_config("serve", kafka, settings, encoder)
+    api = create_app(kafka, settings, encoder)
+    uvicorn.run(api, host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Annotated[Path | None, typer.Argument()] = None) -> None:
+    """Write the JSON Schema of every wire record (default: schemas/json)."""
+    from schemas.export import JSON_SCHEMA_DIR, export_json_schemas
+
+    for path in export_json_schemas(directory or JSON_SCHEMA_DIR):
+        typer.echo(str(path))
+
+
+@world_app.command("generate")
+def world_generate(
+    out: Annotated[Path, typer.Argument(dir_okay=False)],
+    seed: int = 7,
+    members: int = 200,
+    authors: int = 60,
+    posts: int = 1000,
+) -> None:
+    """Write the synthetic world's events as JSON Lines for ``feedline produce``."""
+    from feedline.world import WorldConfig, generate_world
+
+    world = generate_world(WorldConfig(seed=seed, members=members, authors=authors, posts=posts))
+    typer.echo(f"wrote {world.write_jsonl(out)} events to {out}")
+
+
+@app.command()
+def demo(
+    keep_running: Annotated[bool, typer.Option(help="leave the stack up for curl")] = False,
+    seed: int = 7,
+    members: int = 200,
+    authors: int = 60,
+    posts: int = 1000,
+    live_posts: Annotated[int, typer.Option(help="posts published one by one to time")] = 30,
+) -> None:
+    """Start Kafka and the three roles, publish the world, print feeds and a JSON summary."""
+    from feedline.demo import DemoConfig, run_demo
+
+    config = DemoConfig(
+        seed=seed,
+        members=members,
+        authors=authors,
+        posts=posts,
+        live_posts=live_posts,
+        keep_running=keep_running,
+    )
+    summary = run_demo(config)
+    sys.stdout.write(json.dumps(summary) + "\n")
+
+
+def main() -> None:
+    """Entry point: configure logging, run the command, turn feedline errors into exit 2."""
+    configure_logging(LOG_LEVEL)
+    try:
+        app()
+    except FeedlineError as error:
+        log.error("%s", error)
+        raise SystemExit(2) from None

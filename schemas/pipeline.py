@@ -1,0 +1,85 @@
+"""Records that feedline's own stages exchange: prompt requests and embedding updates.
+
+Every record carries ``(entity, entity_id, version)``: versions grow per entity, and a consumer
+applies a record only when its version is newer than what it holds, so replays change nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from schemas.events import Action, WireModel
+from schemas.fields import EntityId, EpochMs
+
+Entity = Literal["post", "member"]
+Operation = Literal["upsert", "delete"]
+AttrValue = str | int | float | bool | None
+
+
+class MemberEngagement(WireModel):
+    """An engagement joined with a summary of its post, re-keyed by member.
+
+    Written by the post side of the prompt processor (which owns the post's features) to the
+    ``engagements.by-member`` repartition topic, read by the member side.
+    """
+
+    schema_version: Literal[1] = 1
+    member_id: EntityId
+    post_id: EntityId
+    action: Action
+    ts_ms: EpochMs
+    dwell_ms: int | None = None
+    device: str | None = None
+    post_author_id: EntityId | None = None
+    post_summary: str | None = Field(None, description="None when the post is not known yet")
+
+
+class PromptRequest(WireModel):
+    """A rendered prompt to embed (``op="upsert"``), or the instruction to drop an entity."""
+
+    schema_version: Literal[1] = 1
+    entity: Entity
+    entity_id: EntityId
+    op: Operation = "upsert"
+    version: int = Field(ge=1, description="grows by one per change of the entity")
+    text: str = ""
+    prompt_version: str
+    attrs: dict[str, AttrValue] = Field(
+        default_factory=dict, description="filterable features, e.g. author_id, format"
+    )
+    event_time_ms: EpochMs = Field(description="time of the source event that caused this")
+    prompted_at_ms: EpochMs = Field(description="when the prompt was rendered")
+
+
+class EmbeddingUpdate(WireModel):
+    """The embedding of one entity at one version. Deletes travel as Kafka tombstones.
+
+    ``vector_b64`` is the little-endian float32 vector, base64-encoded (exact and 4x smaller
+    than a JSON list); use ``vector()`` and ``from_vector()`` rather than touching it.
+    """
+
+    schema_version: Literal[1] = 1
+    entity: Entity
+    entity_id: EntityId
+    version: int = Field(ge=1)
+    dim: int = Field(ge=1, le=65_536)
+    vector_b64: str
+    model_version: str
+    prompt_version: str
+    attrs: dict[str, AttrValue] = Field(default_factory=dict)
+    event_time_ms: EpochMs
+    prompted_at_ms: EpochMs
+    embedded_at_ms: EpochMs
+
+    def vector(self) -> np.ndarray:
+        """The embedding as a float32 array of shape ``(dim,)``."""
+        return np.frombuffer(base64.b64decode(self.vector_b64), dtype="<f4").astype(np.float32)
+
+    @staticmethod
+    def encode_vector(vector: np.ndarray) -> str:
+        """Base64 of the little-endian float32 bytes of a 1-D vector."""
+        return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode()

@@ -1,0 +1,1 @@
+"""The query service: HTTP API over the index store (FastAPI)."""

@@ -1,0 +1,64 @@
+"""The query service: FastAPI app whose lifespan loads the model and starts the index feed.
+
+Example::
+
+    uvicorn.run(create_app(KafkaSettings(), ServiceSettings(), EncoderSettings()))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from index_store import IndexStore
+from models.encoder import TextEncoder
+from models.settings import EncoderSettings
+from service.errors import install_error_handlers
+from service.metrics import ServiceMetrics
+from service.routes import router
+from service.settings import ServiceSettings
+from service.state import ServiceState
+from streams.index_feed import IndexFeed
+from streams.settings import KafkaSettings
+from streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    kafka: KafkaSettings, settings: ServiceSettings, encoder_settings: EncoderSettings
+) -> FastAPI:
+    """The API app; the model and index are loaded when the app starts (lifespan)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        encoder = await asyncio.to_thread(TextEncoder.load, encoder_settings)
+        await asyncio.to_thread(ensure_topics, kafka)
+        metrics = ServiceMetrics(CollectorRegistry())
+        store = IndexStore(encoder.dim, encoder.model_version)
+        feed = IndexFeed(kafka, store, metrics)
+        metrics.bind(store, feed.ready.is_set)
+        try:
+            await feed.start()
+        except BaseException:
+            await feed.stop()
+            raise
+        app.state.service = ServiceState(settings, encoder, store, feed, metrics)
+        task = asyncio.create_task(feed.run(), name="index-feed")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await feed.stop()
+
+    app = FastAPI(title="feedline query service", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

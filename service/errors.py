@@ -1,0 +1,57 @@
+"""API errors and the handlers that render every error as ``{error, error_type}``.
+
+Status codes follow Hugging Face TEI: 404 unknown entity, 413 too large, 422 invalid,
+503 not ready.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from feedline.errors import FeedlineError
+
+ErrorType = Literal["not_found", "payload_too_large", "validation", "not_ready", "http"]
+
+
+class ApiError(FeedlineError):
+    """An error with an HTTP status, shown to the client as ``{error, error_type}``."""
+
+    def __init__(self, status: int, error_type: ErrorType, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+def not_ready() -> ApiError:
+    """503: the index has not caught up with its input topics yet."""
+    return ApiError(503, "not_ready", "the index is still catching up with its input topics")
+
+
+def error_body(message: str, error_type: str) -> dict[str, str]:
+    """The JSON body of every error response."""
+    return {"error": message, "error_type": error_type}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render API, validation and routing errors in the one error shape."""
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(_: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(str(error), error.error_type), status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:5]
+        )
+        return JSONResponse(error_body(problems, "validation"), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found" if error.status_code == 404 else "http"
+        return JSONResponse(error_body(str(error.detail), kind), status_code=error.status_code)

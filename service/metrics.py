@@ -1,0 +1,52 @@
+"""The query service's metrics: index size and freshness, query latency, feed outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+
+from index_store import IndexStore
+from streams.metrics import StreamMetrics
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+FRESHNESS_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+
+class ServiceMetrics(StreamMetrics):
+    """Everything ``GET /metrics`` of the query service exports."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.query_duration = Histogram(
+            "feedline_query_duration_seconds",
+            "Query latency by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.freshness = Histogram(
+            "feedline_freshness_seconds",
+            "Event time to visible in the index, by entity "
+            "(live updates; not the start-up replay).",
+            ["entity"],
+            buckets=FRESHNESS_BUCKETS,
+            registry=registry,
+        )
+        self.index_vectors = Gauge(
+            "feedline_index_vectors", "Vectors held, by entity.", ["entity"], registry=registry
+        )
+        self.ready = Gauge(
+            "feedline_index_ready",
+            "1 once the index caught up with its input topics.",
+            registry=registry,
+        )
+
+    def bind(self, store: IndexStore, is_ready: Callable[[], bool]) -> None:
+        """Read index size and readiness from ``store`` at scrape time."""
+        self.index_vectors.labels("post").set_function(lambda: store.counts()["posts"])
+        self.index_vectors.labels("member").set_function(lambda: store.counts()["members"])
+        self.ready.set_function(lambda: 1.0 if is_ready() else 0.0)
+        store.freshness.observers.append(
+            lambda entity, seconds: self.freshness.labels(entity).observe(seconds)
+        )

@@ -1,0 +1,150 @@
+"""HTTP endpoints. Handlers are plain ``def``: FastAPI runs them in its thread pool, so index
+searches and query embedding never block the event loop that feeds the index."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from index_store import Hit, PostRecord
+from schemas.fields import EntityId
+from service.api import (
+    FeedItem,
+    FeedResponse,
+    IndexStats,
+    PostInfo,
+    RetrieveRequest,
+    RetrieveResponse,
+)
+from service.errors import ApiError, not_ready
+from service.state import ServiceState
+
+router = APIRouter()
+
+MemberIdPath = Annotated[EntityId, Path(description="member id")]
+
+
+def _state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+def _ready_state(request: Request) -> ServiceState:
+    state = _state(request)
+    if not state.ready:
+        raise not_ready()
+    return state
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process serves HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> dict[str, object]:
+    """Readiness: 200 only once the index caught up with the end of its input topics."""
+    state = _ready_state(request)
+    return {"status": "ready", **state.store.counts()}
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    """Prometheus exposition of this role's metrics."""
+    return Response(
+        generate_latest(_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+@router.get("/v1/members/{member_id}/feed", response_model=FeedResponse)
+def member_feed(
+    request: Request, member_id: MemberIdPath, k: Annotated[int, Query(ge=1)] = 10
+) -> FeedResponse:
+    """The member's feed: kNN over posts with the member's vector, own posts excluded."""
+    state = _ready_state(request)
+    with state.metrics.query_duration.labels("feed").time():
+        items = _member_items(state, member_id, _bounded_k(state, k), exclude_own=True)
+    return FeedResponse(member_id=member_id, items=items, model_version=state.store.model_version)
+
+
+@router.post("/v1/retrieve", response_model=RetrieveResponse)
+def retrieve(request: Request, body: RetrieveRequest) -> RetrieveResponse:
+    """kNN by a member's vector or by free text."""
+    state = _ready_state(request)
+    k = _bounded_k(state, body.k)
+    with state.metrics.query_duration.labels("retrieve").time():
+        if body.member_id is not None:
+            items = _member_items(state, body.member_id, k, body.exclude_own_posts)
+        else:
+            items = _text_items(state, body.text or "", k)
+    return RetrieveResponse(items=items, model_version=state.store.model_version)
+
+
+@router.get("/v1/posts/{post_id}", response_model=PostInfo)
+def post_info(request: Request, post_id: Annotated[EntityId, Path()]) -> PostInfo:
+    """An indexed post's attributes, versions and indexing time."""
+    record = _state(request).store.post(post_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"post {post_id!r} is not in the index")
+    return PostInfo(post_id=post_id, **vars(record))
+
+
+@router.get("/v1/stats", response_model=IndexStats)
+def stats(request: Request) -> IndexStats:
+    """Index size, readiness, consumer lag and recent freshness percentiles."""
+    state = _state(request)
+    freshness = {e: state.store.freshness.percentiles(e) for e in ("post", "member")}
+    return IndexStats(
+        ready=state.ready,
+        applied=state.feed.applied,
+        lag=state.feed.lag(),
+        model_version=state.store.model_version,
+        freshness_seconds=freshness,
+        **state.store.counts(),
+    )
+
+
+def _bounded_k(state: ServiceState, k: int) -> int:
+    if k > state.settings.max_k:
+        raise ApiError(422, "validation", f"k={k} is above the limit of {state.settings.max_k}")
+    return k
+
+
+def _member_items(state: ServiceState, member_id: str, k: int, exclude_own: bool) -> list[FeedItem]:
+    member = state.store.member(member_id)
+    if member is None:
+        raise ApiError(404, "not_found", f"member {member_id!r} has no embedding in the index")
+    authors = [member_id] if exclude_own else []
+    return _items(state.store.search(member.vector, k, exclude_authors=authors))
+
+
+def _text_items(state: ServiceState, text: str, k: int) -> list[FeedItem]:
+    limit = state.settings.max_text_chars
+    if len(text) > limit:
+        raise ApiError(413, "payload_too_large", f"text has {len(text)} characters; limit {limit}")
+    query = state.encoder.encode([text])[0]
+    return _items(state.store.search(query, k))
+
+
+def _items(results: list[tuple[Hit, PostRecord]]) -> list[FeedItem]:
+    return [
+        FeedItem(
+            post_id=hit.post_id,
+            score=hit.score,
+            author_id=_str_or_none(record.attrs.get("author_id")),
+            format=_str_or_none(record.attrs.get("format")),
+            created_at_ms=_int_or_none(record.attrs.get("created_at_ms")),
+        )
+        for hit, record in results
+    ]
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None

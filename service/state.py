@@ -1,0 +1,27 @@
+"""What the query service holds while it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from index_store import IndexStore
+from models.encoder import TextEncoder
+from service.metrics import ServiceMetrics
+from service.settings import ServiceSettings
+from streams.index_feed import IndexFeed
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """The loaded model, the index, the feed that fills it, and the metrics."""
+
+    settings: ServiceSettings
+    encoder: TextEncoder
+    store: IndexStore
+    feed: IndexFeed
+    metrics: ServiceMetrics
+
+    @property
+    def ready(self) -> bool:
+        """True once the index caught up with its input topics."""
+        return self.feed.ready.is_set()

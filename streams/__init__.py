@@ -1,0 +1,1 @@
+"""Kafka wiring: topic catalog, producer client, workers, local broker, lag."""
