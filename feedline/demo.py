@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -48,7 +49,7 @@ from streams.topics import (
     ensure_topics,
 )
 
-console = Console(stderr=True)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 class DemoError(FeedlineError):

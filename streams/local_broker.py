@@ -149,14 +149,14 @@ class LocalKafka:
             raise LocalBrokerError(f"formatting Kafka storage failed: {result.stderr[-2000:]}")
 
     def _launch(self, libs: Path, properties: Path, detach: bool) -> subprocess.Popen[bytes]:
-        console = (self.data_dir / "logs" / "console.log").open("ab")
-        return subprocess.Popen(
-            self._java(libs, "kafka.Kafka", str(properties)),
-            stdout=console,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=detach,
-        )
+        with (self.data_dir / "logs" / "console.log").open("ab") as console:
+            return subprocess.Popen(
+                self._java(libs, "kafka.Kafka", str(properties)),
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=detach,
+            )
 
     def _wait_until_serving(self) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s

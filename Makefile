@@ -1,0 +1,45 @@
+# feedline — developer entry points. `make demo` and `make test` do all set-up themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test check unit integration lock schemas clean
+
+setup: $(STAMP)  ## create .venv with the locked dependencies and feedline installed (editable)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "feedline needs Python >= 3.11"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+demo: setup  ## Kafka + the three roles on the synthetic world; last line is a JSON summary
+	$(BIN)/feedline demo $(DEMO_ARGS)
+
+test: setup check  ## lint, type-check, unit and integration tests (starts its own Kafka)
+	$(BIN)/pytest -ra --durations=10 $(PYTEST_ARGS)
+
+check: setup  ## ruff lint + format check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest tests/unit -ra $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/pytest tests/integration -ra $(PYTEST_ARGS)
+
+lock:  ## re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile --quiet --python-version 3.11 pyproject.toml --extra dev \
+		-o requirements.lock --custom-compile-command "make lock"
+
+schemas: setup  ## regenerate schemas/json from the models
+	$(BIN)/feedline schemas export
+
+clean:
+	rm -rf $(VENV) .feedline .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,126 @@
+"""The index feed on a real broker: replay, readiness, and dead letters for bad updates."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from index_store import IndexStore
+from schemas import EmbeddingUpdate, encode
+from streams.dlq import error_headers
+from streams.index_feed import IndexFeed
+from streams.metrics import StreamMetrics
+from streams.producer import EventProducer
+from streams.settings import KafkaSettings
+from tests.integration.kafka_tools import read_topic
+
+pytestmark = pytest.mark.integration
+
+DIM = 8
+MODEL = "test-model@1"
+
+
+def update(
+    post_id: str, version: int, vector: list[float] | None = None, **overrides: object
+) -> bytes:
+    values = np.array(
+        vector if vector is not None else np.eye(DIM)[version % DIM], dtype=np.float32
+    )
+    fields = {
+        "entity": "post", "entity_id": post_id, "version": version, "dim": DIM,
+        "vector_b64": EmbeddingUpdate.encode_vector(values), "model_version": MODEL,
+        "prompt_version": "p1", "attrs": {"author_id": "a"}, "event_time_ms": 1,
+        "prompted_at_ms": 1, "embedded_at_ms": 1, **overrides,
+    }  # fmt: skip
+    return encode(EmbeddingUpdate.model_validate(fields))
+
+
+def _unit(post_id: str, version: int) -> np.ndarray:
+    """A distinct unit vector per (post, version), so search rankings have no ties."""
+    seed = int.from_bytes(f"{post_id}/{version}".encode(), "little") % 2**32
+    vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+async def run_feed(kafka: KafkaSettings) -> tuple[IndexFeed, IndexStore, bool]:
+    """Start a feed; returns it after it caught up, and whether it was ready before running."""
+    store = IndexStore(DIM, MODEL)
+    feed = IndexFeed(kafka, store, StreamMetrics(CollectorRegistry()))
+    await feed.start()
+    ready_before_run = feed.ready.is_set()
+    task = asyncio.create_task(feed.run())
+    await asyncio.wait_for(feed.ready.wait(), 30)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await feed.stop()
+    return feed, store, ready_before_run
+
+
+async def test_ready_only_after_replaying_to_the_end(
+    kafka_factory: Callable[..., KafkaSettings],
+) -> None:
+    kafka = kafka_factory()
+    topic = kafka.topic("embeddings.posts")
+    with EventProducer(kafka) as producer:
+        for i in range(50):
+            producer.publish_raw(topic, f"p{i}".encode(), update(f"p{i}", 1))
+        producer.publish_raw(topic, b"p0", update("p0", 3))  # newer version wins
+        producer.publish_raw(topic, b"p0", update("p0", 2))  # stale: ignored
+        producer.publish_raw(topic, b"p1", None)  # tombstone: deleted
+        producer.publish_raw(topic, b"p1", update("p1", 9))  # late insert of a deleted post
+
+    feed, store, ready_before = await run_feed(kafka)
+    assert not ready_before
+    assert store.counts() == {"posts": 49, "members": 0, "deleted_posts": 1}
+    assert store.post("p0").version == 3  # type: ignore[union-attr]
+    assert store.post("p1") is None
+    assert feed.lag() == 0
+
+    _, replayed, _ = await run_feed(kafka)  # a restart replays to the identical index
+    query = np.ones(DIM, dtype=np.float32) / math.sqrt(DIM)
+    assert [h.post_id for h, _ in replayed.search(query, 49)] == [
+        h.post_id for h, _ in store.search(query, 49)
+    ]
+
+
+async def test_empty_topics_are_ready_at_once(kafka_factory: Callable[..., KafkaSettings]) -> None:
+    _, store, ready_before = await run_feed(kafka_factory())
+    assert ready_before and store.counts()["posts"] == 0
+
+
+async def test_invalid_updates_go_to_the_dead_letter_topic(
+    kafka_factory: Callable[..., KafkaSettings],
+) -> None:
+    kafka = kafka_factory()
+    topic = kafka.topic("embeddings.posts")
+    bad = {
+        b"short": update("short", 1, vector=[1.0] * (DIM - 1), dim=DIM - 1),
+        b"nan": update("nan", 1, vector=[math.nan] + [0.0] * (DIM - 1)),
+        b"other-model": update("other-model", 1, model_version="someone-else@2"),
+        b"garbage": b"\x00\x01not json",
+    }
+    with EventProducer(kafka) as producer:
+        for key, value in bad.items():
+            producer.publish_raw(topic, key, value)
+        producer.publish_raw(topic, b"good", update("good", 1))
+
+    feed, store, _ = await run_feed(kafka)
+    assert store.counts()["posts"] == 1 and store.post("good") is not None
+    letters = read_topic(kafka, topic + ".dlq", expect=4)
+    reasons = {m.key(): error_headers(m.headers() or [])["reason"] for m in letters}
+    assert reasons == {
+        b"short": "dim_mismatch",
+        b"nan": "non_finite",
+        b"other-model": "unknown_model_version",
+        b"garbage": "malformed_json",
+    }
+    assert {m.key(): m.value() for m in letters} == bad
+    dead = feed.metrics.registry.get_sample_value(
+        "feedline_dlq_messages_total", {"topic": "embeddings.posts", "reason": "non_finite"}
+    )
+    assert dead == 1.0

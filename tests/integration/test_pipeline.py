@@ -1,0 +1,204 @@
+"""The three roles on a real broker: events in, retrievable posts and feeds out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from service.client import QueryClient
+from streams.dlq import error_headers
+from streams.producer import EventProducer
+from streams.settings import KafkaSettings
+from tests.integration.conftest import Pipeline
+from tests.integration.events import delete, engagement, post, profile
+from tests.integration.kafka_tools import metric_value, read_topic, wait_until
+
+pytestmark = pytest.mark.integration
+
+VISIBLE_DEADLINE_S = 90
+
+
+@pytest.fixture(scope="module")
+def kafka(kafka_factory: Callable[..., KafkaSettings]) -> KafkaSettings:
+    return kafka_factory()
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    kafka: KafkaSettings, pipeline_factory: Callable[[KafkaSettings], Pipeline]
+) -> Pipeline:
+    started = pipeline_factory(kafka)
+    with QueryClient(started.url) as client:
+        wait_until(client.is_ready, 180, f"the service to be ready\n{started.logs()}")
+    return started
+
+
+@pytest.fixture(scope="module")
+def client(pipeline: Pipeline) -> Iterator[QueryClient]:
+    with QueryClient(pipeline.url) as query_client:
+        yield query_client
+
+
+def publish(kafka: KafkaSettings, *events: object) -> None:
+    with EventProducer(kafka) as producer:
+        for event in events:
+            producer.publish(event)  # type: ignore[arg-type]
+
+
+def wait_visible(client: QueryClient, *post_ids: str) -> None:
+    wait_until(lambda: all(client.post(p) for p in post_ids), VISIBLE_DEADLINE_S, f"{post_ids}")
+
+
+def test_published_posts_become_retrievable_by_text(
+    kafka: KafkaSettings, client: QueryClient
+) -> None:
+    publish(
+        kafka,
+        post("k8s-1", "Kubernetes cluster autoscaling cut our cloud bill by a third."),
+        post("bake-1", "My sourdough bread recipe: flour, water, salt and patience."),
+        post("tax-1", "Quarterly tax filing deadlines every small business owner should know."),
+    )
+    wait_visible(client, "k8s-1", "bake-1", "tax-1")
+    best = client.retrieve(text="autoscaling kubernetes nodes in the cloud", k=3).items
+    assert best[0].post_id == "k8s-1"
+    info = client.post("k8s-1")
+    assert info is not None and info.attrs["author_id"] == "author1"
+    assert info.indexed_at_ms >= info.event_time_ms
+
+
+def test_member_feed_follows_interests_and_excludes_own_posts(
+    kafka: KafkaSettings, client: QueryClient
+) -> None:
+    publish(
+        kafka,
+        profile(
+            "ml-fan", "Machine learning engineer", ["PyTorch", "deep learning", "transformers"]
+        ),
+        post("own-ml", "Training transformers with PyTorch on GPUs", author_id="ml-fan"),
+        post("other-ml", "Deep learning tips: fine-tuning transformer models in PyTorch"),
+        post("garden-1", "Tomatoes need six hours of sun and deep watering."),
+    )
+    wait_visible(client, "own-ml", "other-ml", "garden-1")
+    wait_until(lambda: _has_member(client, "ml-fan"), VISIBLE_DEADLINE_S, "member vector")
+    feed = client.feed("ml-fan", k=50).items
+    ids = [item.post_id for item in feed]
+    assert "own-ml" not in ids
+    assert ids.index("other-ml") < ids.index("garden-1")
+    assert all(item.author_id != "ml-fan" for item in feed)
+
+
+def test_engagement_updates_member_vector(kafka: KafkaSettings, client: QueryClient) -> None:
+    publish(kafka, profile("fresh", "Professional", []), post("cook-1", "Braising short ribs"))
+    wait_visible(client, "cook-1")
+    wait_until(lambda: _has_member(client, "fresh"), VISIBLE_DEADLINE_S, "first member vector")
+    before = client.retrieve(member_id="fresh", k=1).items[0].score
+    publish(kafka, engagement("fresh", "cook-1", "like"))
+
+    def moved_towards_post() -> bool:
+        items = client.retrieve(member_id="fresh", k=50).items
+        score = next(i.score for i in items if i.post_id == "cook-1")
+        return score > before + 0.05
+
+    wait_until(moved_towards_post, VISIBLE_DEADLINE_S, "member vector to include the liked post")
+
+
+def test_deleted_post_disappears(kafka: KafkaSettings, client: QueryClient) -> None:
+    publish(kafka, post("doomed", "Announcing our quarterly results for investors"))
+    wait_visible(client, "doomed")
+    publish(kafka, delete("doomed"))
+    wait_until(lambda: client.post("doomed") is None, VISIBLE_DEADLINE_S, "the delete")
+    found = client.retrieve(text="quarterly results for investors", k=100).items
+    assert "doomed" not in [item.post_id for item in found]
+    assert client.stats().deleted_posts >= 1
+
+
+def test_bad_events_are_dead_lettered_and_processing_goes_on(
+    kafka: KafkaSettings, client: QueryClient, pipeline: Pipeline
+) -> None:
+    posts_topic = kafka.topic("posts.created")
+    bad = [
+        (posts_topic, b"bad-json", b'{"schema_version": 1, "post_id": '),
+        (
+            posts_topic,
+            b"bad-format",
+            post("bad-format", "x").model_dump_json().replace('"text"', '"gif"', 1).encode(),
+        ),
+        (posts_topic, b"other-key", post("key-owner", "x").model_dump_json().encode()),
+        (
+            kafka.topic("engagements"),
+            b"p",
+            b'{"schema_version": 1, "member_id": "m", "post_id": "p", '
+            b'"action": "wave", "ts_ms": 1}',
+        ),
+        (kafka.topic("members.profile"), b"m", b"[1, 2, 3]"),
+    ]
+    with EventProducer(kafka) as producer:
+        for topic, key, value in bad:
+            producer.publish_raw(topic, key, value)
+    publish(kafka, post("after-bad", "A valid post right after the broken ones"))
+    wait_visible(client, "after-bad")
+
+    letters = read_topic(kafka, posts_topic + ".dlq", expect=3)
+    reasons = {m.key(): error_headers(m.headers() or [])["reason"] for m in letters}
+    assert reasons == {b"bad-json": "malformed_json", b"bad-format": "schema_invalid",
+                       b"other-key": "key_mismatch"}  # fmt: skip
+    original = {m.key(): m.value() for m in letters}
+    assert original[b"bad-json"] == bad[0][2]
+    headers = error_headers(read_topic(kafka, posts_topic + ".dlq", expect=1)[0].headers() or [])
+    assert headers["topic"] == posts_topic and headers["class"] == "InvalidRecord"
+    assert int(headers["offset"]) >= 0 and headers["message"]
+    engagement_letters = read_topic(kafka, kafka.topic("engagements.dlq"), expect=1)
+    assert "action" in error_headers(engagement_letters[0].headers() or [])["message"]
+    profile_letters = read_topic(kafka, kafka.topic("members.profile.dlq"), expect=1)
+    assert error_headers(profile_letters[0].headers() or [])["reason"] == "not_an_object"
+
+    metrics_url = f"http://127.0.0.1:{pipeline.prompts_metrics_port}/metrics"
+    labels = {"topic": "posts.created", "reason": "malformed_json"}
+    assert metric_value(metrics_url, "feedline_dlq_messages_total", labels) == 1.0
+    dead = {"topic": "posts.created", "outcome": "dead_lettered"}
+    assert metric_value(metrics_url, "feedline_events_total", dead) == 3.0
+
+
+def test_api_errors_have_status_and_body(client: QueryClient, pipeline: Pipeline) -> None:
+    cases = [
+        ("GET", "/v1/members/nobody/feed", None, 404, "not_found"),
+        ("GET", "/v1/members/m1/feed?k=0", None, 422, "validation"),
+        ("GET", "/v1/members/m1/feed?k=100000", None, 422, "validation"),
+        ("GET", "/v1/members/bad%20id/feed", None, 422, "validation"),
+        ("POST", "/v1/retrieve", {"member_id": "m1", "text": "both"}, 422, "validation"),
+        ("POST", "/v1/retrieve", {"k": 5}, 422, "validation"),
+        ("POST", "/v1/retrieve", {"text": "x" * 20_000}, 413, "payload_too_large"),
+        ("GET", "/v1/posts/never-seen", None, 404, "not_found"),
+        ("GET", "/v1/nowhere", None, 404, "not_found"),
+    ]
+    for method, path, body, status, error_type in cases:
+        response = httpx.request(method, pipeline.url + path, json=body, timeout=10)
+        assert response.status_code == status, (path, response.text)
+        assert response.json()["error_type"] == error_type and response.json()["error"]
+
+
+def test_health_readiness_and_metrics(client: QueryClient, pipeline: Pipeline) -> None:
+    assert httpx.get(pipeline.url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(pipeline.url + "/readyz").status_code == 200
+    text = client.metrics_text()
+    assert "feedline_index_ready 1.0" in text
+    posts = client.stats().posts
+    assert (
+        metric_value(pipeline.url + "/metrics", "feedline_index_vectors", {"entity": "post"})
+        == posts
+    )
+    embed_url = f"http://127.0.0.1:{pipeline.embed_metrics_port}/metrics"
+    assert (
+        metric_value(embed_url, "feedline_embed_updates_total", {"entity": "post", "op": "upsert"})
+        >= posts
+    )
+
+
+def _has_member(client: QueryClient, member_id: str) -> bool:
+    try:
+        client.feed(member_id, k=1)
+    except httpx.HTTPStatusError:
+        return False
+    return True
