@@ -65,6 +65,8 @@ def _parse_json(raw: bytes | None) -> dict[str, Any]:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidRecord("malformed_json", f"value is not UTF-8 JSON: {error}") from None
+    except RecursionError:  # hostile nesting must not crash a worker (a poison pill)
+        raise InvalidRecord("malformed_json", "value is JSON nested too deeply") from None
     if not isinstance(document, dict):
         kind = type(document).__name__
         raise InvalidRecord("not_an_object", f"value is JSON {kind}, expected an object")

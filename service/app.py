@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -48,8 +50,9 @@ def create_app(
         except BaseException:
             await feed.stop()
             raise
-        app.state.service = ServiceState(settings, encoder, store, feed, metrics)
         task = asyncio.create_task(feed.run(), name="index-feed")
+        task.add_done_callback(_stop_on_feed_failure)
+        app.state.service = ServiceState(settings, encoder, store, feed, metrics, task)
         try:
             yield
         finally:
@@ -62,3 +65,12 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     return app
+
+
+def _stop_on_feed_failure(task: asyncio.Task[None]) -> None:
+    """A dead feed would serve an index that silently stops changing: stop the process so
+    its supervisor restarts it (and ``/healthz`` fails until then)."""
+    if task.cancelled() or task.exception() is None:
+        return
+    log.critical("the index feed failed; stopping the service", exc_info=task.exception())
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -39,8 +39,10 @@ def _ready_state(request: Request) -> ServiceState:
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """Liveness: the process serves HTTP."""
+def healthz(request: Request) -> dict[str, str]:
+    """Liveness: the process serves HTTP and its index feed is running."""
+    if not _state(request).feed_alive:
+        raise ApiError(503, "not_ready", "the index feed stopped; this process must restart")
     return {"status": "ok"}
 
 

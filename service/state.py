@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from index_store import IndexStore
@@ -20,6 +21,12 @@ class ServiceState:
     store: IndexStore
     feed: IndexFeed
     metrics: ServiceMetrics
+    feed_task: asyncio.Task[None]
+
+    @property
+    def feed_alive(self) -> bool:
+        """False once the task applying updates has ended (it only ends by failing)."""
+        return not self.feed_task.done()
 
     @property
     def ready(self) -> bool:

@@ -41,6 +41,8 @@ def parse_line(line: str, default_topic: str | None = None) -> ProducerEvent:
         document = json.loads(line)
     except json.JSONDecodeError as error:
         raise InvalidProduceInput(f"not JSON: {error}") from None
+    except RecursionError:
+        raise InvalidProduceInput("JSON nested too deeply") from None
     if not isinstance(document, dict):
         raise InvalidProduceInput("expected a JSON object")
     topic, value = (
