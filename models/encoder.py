@@ -66,6 +66,8 @@ class TextEncoder:
         self.device = next(model.parameters()).device
         self.dim = int(model.config.hidden_size)
         self._lock = threading.Lock()
+        self.tokens_encoded = 0
+        """Prompt tokens run through the model since load (after truncation, before padding)."""
 
     @classmethod
     def load(cls, settings: EncoderSettings) -> TextEncoder:
@@ -100,6 +102,7 @@ class TextEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with self._lock:
             lengths = self._token_lengths(texts)
+            self.tokens_encoded += sum(lengths)
             for batch in token_budget_batches(
                 lengths, self.settings.batch_max_tokens, self.settings.batch_max_items
             ):

@@ -116,8 +116,11 @@ class EmbedWorker:
     async def _embed(self, texts: list[str]) -> np.ndarray:
         self.metrics.batch_size.observe(len(texts))
         loop = asyncio.get_running_loop()
+        tokens_before = self.encoder.tokens_encoded
         with self.metrics.batch_duration.time():
-            return await loop.run_in_executor(self._executor, self.encoder.encode, texts)
+            vectors = await loop.run_in_executor(self._executor, self.encoder.encode, texts)
+        self.metrics.tokens.inc(self.encoder.tokens_encoded - tokens_before)
+        return vectors
 
     async def _produce_all(self, records: list[Outgoing]) -> None:
         assert self._producer is not None

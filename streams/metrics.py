@@ -55,7 +55,7 @@ class EmbedMetrics(StreamMetrics):
             registry=registry,
         )
         self.tokens = Counter(
-            "feedline_embed_tokens", "Prompt tokens embedded.", ["entity"], registry=registry
+            "feedline_embed_tokens", "Prompt tokens embedded (after truncation).", registry=registry
         )
         self.batch_duration = Histogram(
             "feedline_embed_batch_duration_seconds",

@@ -190,10 +190,10 @@ def test_health_readiness_and_metrics(client: QueryClient, pipeline: Pipeline) -
         == posts
     )
     embed_url = f"http://127.0.0.1:{pipeline.embed_metrics_port}/metrics"
-    assert (
-        metric_value(embed_url, "feedline_embed_updates_total", {"entity": "post", "op": "upsert"})
-        >= posts
-    )
+    upserts = {"entity": "post", "op": "upsert"}
+    assert metric_value(embed_url, "feedline_embed_updates_total", upserts) >= posts
+    assert metric_value(embed_url, "feedline_embed_tokens_total", {}) > 10 * posts
+    assert metric_value(embed_url, "feedline_embed_batch_size_count", {}) >= 1
 
 
 def _has_member(client: QueryClient, member_id: str) -> bool:
