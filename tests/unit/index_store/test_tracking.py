@@ -1,0 +1,48 @@
+"""``index_store.tracking.FreshnessWindow``: recent freshness percentiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from index_store import FreshnessWindow
+
+
+def test_empty_window_reports_count_zero() -> None:
+    assert FreshnessWindow().percentiles("post") == {"count": 0}
+
+
+def test_percentiles_over_known_samples() -> None:
+    window = FreshnessWindow()
+    for seconds in range(1, 101):
+        window.observe("post", float(seconds))
+    stats = window.percentiles("post")
+    assert stats == {"count": 100, "p50": pytest.approx(50.5), "p99": pytest.approx(99.01)}
+    assert window.percentiles("member") == {"count": 0}
+
+
+def test_custom_quantiles_are_named() -> None:
+    window = FreshnessWindow()
+    for seconds in (1.0, 2.0, 3.0, 4.0):
+        window.observe("member", seconds)
+    assert window.percentiles("member", (0, 100, 99.9)) == {
+        "count": 4,
+        "p0": 1.0,
+        "p100": 4.0,
+        "p99.9": pytest.approx(3.997),
+    }
+
+
+def test_window_keeps_only_the_last_samples() -> None:
+    window = FreshnessWindow(size=3)
+    for seconds in (100.0, 1.0, 2.0, 3.0):
+        window.observe("post", seconds)
+    assert window.percentiles("post", (0, 100)) == {"count": 3, "p0": 1.0, "p100": 3.0}
+
+
+def test_observers_see_every_observation() -> None:
+    window = FreshnessWindow()
+    seen: list[tuple[str, float]] = []
+    window.observers.append(lambda entity, seconds: seen.append((entity, seconds)))
+    window.observe("post", 0.5)
+    window.observe("member", 1.5)
+    assert seen == [("post", 0.5), ("member", 1.5)]
