@@ -66,8 +66,8 @@ class PostIndex:
 
         ``exclude`` lists post ids that must not be returned (filtered before top-k).
         """
-        excluded = np.array(
-            [self._int_ids[p] for p in exclude if p in self._int_ids], dtype=np.int64
+        excluded = np.unique(
+            np.array([self._int_ids[p] for p in exclude if p in self._int_ids], dtype=np.int64)
         )
         k = min(k, len(self) - len(excluded))
         if k <= 0:

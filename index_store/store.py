@@ -103,14 +103,12 @@ class IndexStore:
                 f"{entity_id}: model_version "
                 f"{update.model_version!r}, this index serves {self.model_version!r}",
             )
-        vector = update.vector()
-        if update.dim != self.dim or vector.shape != (self.dim,):
+        if update.dim != self.dim:
             raise InvalidUpdate(
                 "dim_mismatch",
-                f"{entity_id}: vector has {vector.shape[0]} values "
-                f"(dim field {update.dim}); this index holds dimension {self.dim}",
+                f"{entity_id}: vector has dimension {update.dim}; this index holds {self.dim}",
             )
-        if not np.isfinite(vector).all():
+        if not np.isfinite(update.vector()).all():
             raise InvalidUpdate("non_finite", f"{entity_id}: vector holds NaN or infinity")
 
     def _upsert_post(self, update: EmbeddingUpdate) -> Outcome:

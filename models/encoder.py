@@ -100,6 +100,8 @@ class TextEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts``; returns ``(len(texts), dim)`` float32 rows of unit length."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
         with self._lock:
             lengths = self._token_lengths(texts)
             self.tokens_encoded += sum(lengths)

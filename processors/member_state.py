@@ -77,6 +77,8 @@ def on_engagement(
     )
     history = list(current.history)
     bisect.insort(history, item, key=lambda h: h.ts_ms)
+    if len(history) > MAX_HISTORY and history[0] is item:  # older than a full history: no-op
+        return MemberDecision(current, None)
     new = current.model_copy(
         update={"history": tuple(history[-MAX_HISTORY:]), "version": current.version + 1}
     )

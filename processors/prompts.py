@@ -12,7 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from processors.text import clean_text
 from schemas import MemberProfile, PostCreated
@@ -53,14 +53,16 @@ def render_member_prompt(profile: MemberProfile | None, engaged: Sequence[str]) 
     lines = ["member"]
     if profile is not None:
         lines.extend(_profile_lines(profile))
-    recent = [clean_text(s, MAX_SUMMARY_CHARS) for s in engaged[-MAX_HISTORY_IN_PROMPT:]]
+    recent = _non_empty(clean_text(s, MAX_SUMMARY_CHARS) for s in engaged[-MAX_HISTORY_IN_PROMPT:])
     if recent:
         lines.append("engaged with: " + " || ".join(recent))
     return "\n".join(line for line in lines if line)
 
 
 def _profile_lines(profile: MemberProfile) -> list[str]:
-    skills = [clean_text(s, MAX_LABEL_CHARS) for s in profile.skills[:MAX_SKILLS_IN_PROMPT]]
+    skills = _non_empty(
+        clean_text(s, MAX_LABEL_CHARS) for s in profile.skills[:MAX_SKILLS_IN_PROMPT]
+    )
     positions = [
         _label(p.title) + (f" at {_label(p.company)}" if p.company else "")
         for p in profile.positions[:MAX_POSITIONS_IN_PROMPT]
@@ -79,6 +81,10 @@ def _profile_lines(profile: MemberProfile) -> list[str]:
         "experience: " + "; ".join(positions) if positions else "",
         "education: " + "; ".join(schools) if schools else "",
     ]
+
+
+def _non_empty(items: Iterable[str]) -> list[str]:
+    return [item for item in items if item]
 
 
 def _fields(*pairs: tuple[str, str | None]) -> str:

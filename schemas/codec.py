@@ -28,6 +28,11 @@ def decode(
     """
     document = _parse_json(raw)
     version = document.get("schema_version")
+    if "schema_version" in model.model_fields and version is not None and type(version) is not int:
+        raise InvalidRecord(
+            "schema_invalid",
+            f"{model.__name__}: schema_version: must be an integer, got {version!r}",
+        )
     if "schema_version" in model.model_fields and version is not None and version != 1:
         raise InvalidRecord(
             "unsupported_schema_version",

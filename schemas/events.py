@@ -26,7 +26,7 @@ Action = Literal["impression", "click", "skip", "long_dwell", "like", "comment",
 class WireModel(BaseModel):
     """Base for records on the wire: immutable, extra fields ignored."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
 
 
 class PostCreated(WireModel):

@@ -7,17 +7,18 @@ applies a record only when its version is newer than what it holds, so replays c
 from __future__ import annotations
 
 import base64
+import binascii
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.events import Action, WireModel
-from schemas.fields import EntityId, EpochMs
+from schemas.fields import EntityId, EpochMs, Label, Text
 
 Entity = Literal["post", "member"]
 Operation = Literal["upsert", "delete"]
-AttrValue = str | int | float | bool | None
+AttrValue = Label | int | float | bool | None
 
 
 class MemberEngagement(WireModel):
@@ -33,9 +34,9 @@ class MemberEngagement(WireModel):
     action: Action
     ts_ms: EpochMs
     dwell_ms: int | None = None
-    device: str | None = None
+    device: Label | None = None
     post_author_id: EntityId | None = None
-    post_summary: str | None = Field(None, description="None when the post is not known yet")
+    post_summary: Text | None = Field(None, description="None when the post is not known yet")
 
 
 class PromptRequest(WireModel):
@@ -46,8 +47,8 @@ class PromptRequest(WireModel):
     entity_id: EntityId
     op: Operation = "upsert"
     version: int = Field(ge=1, description="grows by one per change of the entity")
-    text: str = ""
-    prompt_version: str
+    text: Text = ""
+    prompt_version: Label
     attrs: dict[str, AttrValue] = Field(
         default_factory=dict, description="filterable features, e.g. author_id, format"
     )
@@ -68,12 +69,22 @@ class EmbeddingUpdate(WireModel):
     version: int = Field(ge=1)
     dim: int = Field(ge=1, le=65_536)
     vector_b64: str
-    model_version: str
-    prompt_version: str
+    model_version: Label
+    prompt_version: Label
     attrs: dict[str, AttrValue] = Field(default_factory=dict)
     event_time_ms: EpochMs
     prompted_at_ms: EpochMs
     embedded_at_ms: EpochMs
+
+    @model_validator(mode="after")
+    def _vector_matches_dim(self) -> EmbeddingUpdate:
+        try:
+            size = len(base64.b64decode(self.vector_b64, validate=True))
+        except binascii.Error as error:
+            raise ValueError(f"vector_b64 is not base64: {error}") from None
+        if size != 4 * self.dim:
+            raise ValueError(f"vector_b64 holds {size} bytes; dim {self.dim} needs {4 * self.dim}")
+        return self
 
     def vector(self) -> np.ndarray:
         """The embedding as a float32 array of shape ``(dim,)``."""

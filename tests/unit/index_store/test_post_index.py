@@ -157,12 +157,6 @@ def test_scores_are_cosine_similarity() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PostIndex.search counts excluded ids with duplicates "
-    "(k = min(k, len - len(excluded))), so exclude=['p1', 'p1'] over 3 posts with k=2 "
-    "returns 1 hit although 2 eligible posts exist",
-)
 def test_duplicate_exclusions_do_not_shrink_k() -> None:
     index = PostIndex(2)
     for i, vector in enumerate([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]):

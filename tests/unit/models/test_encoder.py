@@ -62,12 +62,6 @@ def test_encoding_is_deterministic(encoder: TextEncoder) -> None:
     assert np.array_equal(encoder.encode(TEXTS), encoder.encode(TEXTS))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: encode([]) raises IndexError from the tokenizer (tokenising an empty list in "
-    "_token_lengths) instead of returning the documented (0, dim) array; EmbedHandlers avoids "
-    "it only by never calling embed with no upserts",
-)
 def test_empty_input_gives_an_empty_matrix(encoder: TextEncoder) -> None:
     assert encoder.encode([]).shape == (0, 384)
 

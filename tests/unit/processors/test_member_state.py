@@ -184,12 +184,6 @@ def test_default_cap_is_one_thousand() -> None:
     assert decision.state.version == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: at MAX_HISTORY, a positive engagement older than the whole history is "
-    "inserted and immediately cut off, yet on_engagement still bumps the version and emits a "
-    "prompt identical to the previous one (a non-change that triggers a re-embedding)",
-)
 def test_engagement_older_than_a_full_history_changes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -197,3 +197,9 @@ def test_hostile_member_text_renders_safely() -> None:
 def test_long_summaries_are_truncated_in_the_member_prompt() -> None:
     rendered = render_member_prompt(None, ["z" * 1_000])
     assert rendered == "member\nengaged with: " + "z" * (prompts.MAX_SUMMARY_CHARS - 1) + "…"
+
+
+def test_items_that_clean_to_nothing_are_not_rendered() -> None:
+    rendered = render_member_prompt(profile(skills=["python", "\u200b\u202e", " "]), ["\x00", "ok"])
+    assert "skills: python\n" in rendered + "\n"
+    assert rendered.endswith("engaged with: ok")

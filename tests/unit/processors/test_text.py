@@ -77,25 +77,11 @@ def test_megabytes_of_text_are_cut_to_the_limit() -> None:
     assert result == ("word " * 400)[:1_999] + "…"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _is_visible keeps only \\t\\n\\r among Cc characters, so the whitespace "
-    "controls \\x0b (vertical tab, Word's manual line break), \\x0c, \\x1c-\\x1f and \\x85 are "
-    "deleted instead of becoming a space: clean_text('line1\\x0bline2') == 'line1line2', "
-    "contradicting the comment 'whitespace among them becomes a space'",
-)
 @pytest.mark.parametrize("separator", ["\x0b", "\x0c", "\x1c", "\x85"])
 def test_whitespace_control_characters_separate_words(separator: str) -> None:
     assert clean_text(f"line1{separator}line2", 100) == "line1 line2"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: clean_text slices text[: max_chars * 2] BEFORE dropping invisible characters "
-    "and collapsing whitespace, so visible content after a run of them is lost: "
-    "clean_text('\\u200b' * 300 + 'hello', 100) == '' and "
-    "clean_text('a' + ' ' * 300 + 'b', 100) == 'a'",
-)
 @pytest.mark.parametrize(
     ("text", "limit", "expected"),
     [

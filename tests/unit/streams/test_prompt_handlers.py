@@ -328,12 +328,6 @@ def test_deeply_nested_json_is_dead_lettered(harness: Harness) -> None:
     assert_dead_letter(out, "posts.created", "malformed_json", harness.offset)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a post whose text holds a lone surrogate (JSON escape \\ud800) passes decode(), "
-    "then encode(prompt) raises PydanticSerializationError inside on_post_side, so one bad "
-    "record stops the prompt processor instead of being dead-lettered",
-)
 def test_lone_surrogate_text_does_not_stop_the_pipeline(harness: Harness) -> None:
     value = json.dumps(created())[:-1].encode() + b', "text": "bad \\ud800 text"}'
     out = harness.post_side("posts.created", "p1", value)
