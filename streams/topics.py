@@ -8,9 +8,10 @@ count (co-partitioning); ``ensure_topics`` refuses to run against a cluster wher
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -144,7 +145,7 @@ def _create(
 
 
 def _check_co_partitioning(admin: AdminClient, kafka: KafkaSettings, timeout_s: float) -> None:
-    topics = admin.list_topics(timeout=timeout_s).topics
+    topics = _wait_for_metadata(admin, [kafka.topic(s.name) for s in CATALOG], timeout_s)
     for group in CO_PARTITIONED:
         counts = {kafka.topic(s.name): len(topics[kafka.topic(s.name)].partitions) for s in group}
         if len(set(counts.values())) > 1:
@@ -152,3 +153,16 @@ def _check_co_partitioning(admin: AdminClient, kafka: KafkaSettings, timeout_s: 
                 f"co-partitioned topics have different partition counts {counts}; "
                 "give them the same count or joins by key will miss"
             )
+
+
+def _wait_for_metadata(admin: AdminClient, names: list[str], timeout_s: float) -> dict[str, Any]:
+    """Cluster metadata once every topic in ``names`` shows up (creation propagates async)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = admin.list_topics(timeout=timeout_s).topics
+        missing = [n for n in names if n not in topics]
+        if not missing:
+            return dict(topics)
+        if time.monotonic() > deadline:
+            raise TopicError(f"topics still missing from cluster metadata: {missing}")
+        time.sleep(0.1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -28,9 +29,7 @@ MODEL = "test-model@1"
 def update(
     post_id: str, version: int, vector: list[float] | None = None, **overrides: object
 ) -> bytes:
-    values = np.array(
-        vector if vector is not None else np.eye(DIM)[version % DIM], dtype=np.float32
-    )
+    values = np.array(vector, dtype=np.float32) if vector is not None else _unit(post_id, version)
     fields = {
         "entity": "post", "entity_id": post_id, "version": version, "dim": DIM,
         "vector_b64": EmbeddingUpdate.encode_vector(values), "model_version": MODEL,
@@ -42,7 +41,7 @@ def update(
 
 def _unit(post_id: str, version: int) -> np.ndarray:
     """A distinct unit vector per (post, version), so search rankings have no ties."""
-    seed = int.from_bytes(f"{post_id}/{version}".encode(), "little") % 2**32
+    seed = zlib.crc32(f"{post_id}/{version}".encode())
     vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
     return vector / np.linalg.norm(vector)
 
