@@ -10,7 +10,7 @@ from rich.table import Table
 from feedline.world import TOPIC_NAMES, World
 from service.api import FeedItem
 
-SNIPPET_CHARS = 70
+SNIPPET_CHARS = 48
 
 
 def print_member_feeds(
@@ -24,8 +24,9 @@ def print_member_feeds(
         console.rule(f"[bold]{member_id}[/bold] — {member.get('headline', '')}")
         console.print("interests: " + ", ".join(TOPIC_NAMES[t] for t in interests))
         table = Table(show_header=True, header_style="bold")
-        for column in ("#", "post", "topic", "on interest", "score"):
-            table.add_column(column, no_wrap=True)
+        for column, width in (("#", 2), ("post", 8), ("topic", 22), ("on interest", 11)):
+            table.add_column(column, no_wrap=True, min_width=width)
+        table.add_column("score", no_wrap=True, min_width=5, justify="right")
         table.add_column("text", no_wrap=True, overflow="ellipsis", max_width=SNIPPET_CHARS)
         for rank, item in enumerate(feeds[member_id], start=1):
             topic = world.post_topic.get(item.post_id, "?")
