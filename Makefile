@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration lock schemas clean
+.PHONY: setup demo test check unit integration bench lock schemas clean
 
 setup: $(STAMP)  ## create .venv with the locked dependencies and feedline installed (editable)
 
@@ -33,6 +33,11 @@ unit: setup
 
 integration: setup
 	$(BIN)/pytest tests/integration -ra $(PYTEST_ARGS)
+
+bench: setup  ## the CPU benchmarks; one JSON object per line (DESIGN.md "Benchmarks")
+	$(BIN)/python -m bench.sketch_accuracy
+	$(BIN)/python -m bench.prompt_render
+	$(BIN)/python -m bench.reembed_rate
 
 lock:  ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile --quiet --python-version 3.11 pyproject.toml --extra dev \

@@ -91,12 +91,14 @@ def produce(
 @worker_app.command("prompts")
 def worker_prompts() -> None:
     """Run the prompt processor (Faust) until SIGTERM."""
-    from streams.prompt_worker import PromptWorkerSettings, run_prompt_worker
+    from models.settings import EncoderSettings
+    from streams.prompt_settings import PromptWorkerSettings
+    from streams.prompt_worker import run_prompt_worker
     from streams.settings import KafkaSettings
 
-    kafka, settings = KafkaSettings(), PromptWorkerSettings()
-    log_effective_config("prompts", kafka, settings)
-    run_prompt_worker(kafka, settings)
+    kafka, settings, encoder = KafkaSettings(), PromptWorkerSettings(), EncoderSettings()
+    log_effective_config("prompts", kafka, settings, encoder)
+    run_prompt_worker(kafka, settings, encoder)
 
 
 @worker_app.command("embed")
@@ -154,6 +156,38 @@ def world_generate(
 
     world = generate_world(WorldConfig(seed=seed, members=members, authors=authors, posts=posts))
     typer.echo(f"wrote {world.write_jsonl(out)} events to {out}")
+
+
+@world_app.command("prompts")
+def world_prompts(
+    post: Annotated[list[str] | None, typer.Option(help="post id to render")] = None,
+    member: Annotated[list[str] | None, typer.Option(help="member id to render")] = None,
+    seed: int = 7,
+) -> None:
+    """Render prompts of the synthetic world with the prompt library (default settings)."""
+    from feedline.world import WorldConfig, generate_world
+    from feedline.world_prompts import member_inputs, post_inputs
+    from models.encoder import load_tokenizer
+    from models.settings import EncoderSettings
+    from processors.prompts import PromptLibrary
+    from processors.token_budget import TokenMeter
+    from streams.prompt_settings import PromptWorkerSettings
+
+    world = generate_world(WorldConfig(seed=seed))
+    tokenizer, _ = load_tokenizer(EncoderSettings())
+    meter = TokenMeter(tokenizer)
+    library = PromptLibrary(PromptWorkerSettings().prompt_config(), meter)
+    posts, members = post_inputs(world), member_inputs(world, library)
+    for post_id in post or ([] if member else [world.posts[0]["post_id"]]):
+        _show(f"{post_id} ({library.post_version})", library.render_post(*posts[post_id]), meter)
+    for member_id in member or ([] if post else [world.members[0]["member_id"]]):
+        text = library.render_member(*members[member_id])
+        _show(f"{member_id} ({library.member_version})", text, meter)
+
+
+def _show(title: str, prompt: str, meter: object) -> None:
+    tokens = meter.count(prompt) + meter.special_tokens  # type: ignore[attr-defined]
+    typer.echo(f"--- {title}, {tokens} tokens ---\n{prompt}\n")
 
 
 @app.command()

@@ -37,6 +37,7 @@ from service.client import QueryClient
 from streams.lag import consumer_group_lag
 from streams.local_broker import LocalKafka, free_port
 from streams.producer import EventProducer
+from streams.prompt_settings import PromptWorkerSettings
 from streams.settings import KafkaSettings
 from streams.topics import (
     ENGAGEMENTS,
@@ -115,13 +116,14 @@ def _run_on(
         started = time.monotonic()
         published = _publish(kafka, backfill)
         console.print(f"published {published} events; waiting for the index to catch up…")
+        settled = Settled(client, _settle_seconds())
         _wait(
-            lambda: _caught_up(kafka, client, config.posts, config.members),
+            lambda: _caught_up(kafka, client, config.posts, config.members) and settled(),
             "the backfill to be indexed",
             roles,
             config.timeout_s,
         )
-        backfill_s = time.monotonic() - started
+        backfill_s = time.monotonic() - started - settled.seconds
         freshness = _live_phase(kafka, client, live, config, roles)
         summary = _evaluate(client, world, freshness, backfill_s, published, config)
         if config.keep_running:
@@ -164,6 +166,29 @@ def _publish(kafka: KafkaSettings, records: list[dict[str, Any]]) -> int:
         for record in records:
             producer.publish(PARSERS[record["topic"]](record["value"]))
     return len(records)
+
+
+class Settled:
+    """True once the index applied nothing new for ``seconds``: member changes held back by
+    the prompt processor's debounce are published up to a debounce period after the last
+    event, after every lag already read zero."""
+
+    def __init__(self, client: QueryClient, seconds: float) -> None:
+        self.client = client
+        self.seconds = seconds
+        self._applied = -1
+        self._since = time.monotonic()
+
+    def __call__(self) -> bool:
+        applied = self.client.stats().applied
+        if applied != self._applied:
+            self._applied, self._since = applied, time.monotonic()
+        return time.monotonic() - self._since >= self.seconds
+
+
+def _settle_seconds() -> float:
+    settings = PromptWorkerSettings()
+    return settings.member_debounce_s + settings.tick_interval_s + 1.0
 
 
 def _caught_up(kafka: KafkaSettings, client: QueryClient, posts: int, members: int) -> bool:

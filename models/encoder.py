@@ -31,6 +31,7 @@ from transformers import (
 
 from models.errors import ModelLoadError
 from models.settings import EncoderSettings, Pooling
+from models.special_tokens import add_percentile_tokens, resize_for_new_tokens
 from processors.batching import token_budget_batches
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,12 @@ class TextEncoder:
         pooling: Pooling = settings.pooling
         if pooling == "auto":
             pooling = "last_token" if is_decoder else "mean"
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModel.from_pretrained(path, local_files_only=True).to(_device(settings))
+        tokenizer, new_tokens = load_tokenizer(settings)
+        model = AutoModel.from_pretrained(path, local_files_only=True)
+        resize_for_new_tokens(model, tokenizer, new_tokens)
+        model = model.to(_device(settings))
         model.eval()
-        version = model_version(path)
+        version = model_version(path) + ("+pct" if new_tokens else "")
         log.info("loaded encoder %s (%s pooling, dim %d)", version, pooling, config.hidden_size)
         return cls(model, tokenizer, settings, pooling, version)
 
@@ -159,6 +160,18 @@ def model_version(path: Path) -> str:
         digest.update(f"{file.relative_to(path)}:{file.stat().st_size}".encode())
     name = "all-MiniLM-L6-v2" if path == default_model_path() else path.name
     return f"{name}@{digest.hexdigest()[:12]}"
+
+
+def load_tokenizer(settings: EncoderSettings) -> tuple[PreTrainedTokenizerBase, list[str]]:
+    """The model's tokenizer (offline) with a pad token and, when ``percentile_tokens`` is on,
+    the percentile wrappers; returns it and the wrappers it did not have yet. The prompt
+    processor measures token budgets with the same tokenizer the encoder uses."""
+    path = settings.model_path or default_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    new_tokens = add_percentile_tokens(tokenizer) if settings.percentile_tokens else []
+    return tokenizer, new_tokens
 
 
 def _is_causal_lm(config: object) -> bool:

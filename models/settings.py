@@ -28,5 +28,8 @@ class EncoderSettings(BaseSettings):
     max_length: int = Field(256, ge=8, le=32_768, description="tokens per prompt (truncation)")
     batch_max_tokens: int = Field(8_192, ge=64, description="padded tokens per forward pass")
     batch_max_items: int = Field(64, ge=1)
+    percentile_tokens: bool = Field(
+        True, description="register <view_pct>…</view_pct> wrappers as special tokens"
+    )
     device: Device = "auto"
     torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch default")

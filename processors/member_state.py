@@ -1,8 +1,10 @@
-"""Member-side logic of the prompt processor: profile and positive-engagement history.
+"""Member-side logic of the prompt processor: profile, positive history, hard negatives.
 
-Only positive engagements enter the history (the published system's finding: same or better
-quality at a fraction of the memory). The history is chronological, one entry per post, and
-capped; every change publishes a new member prompt.
+Only positive engagements (``ReembedPolicy.positive_actions``) enter the history, one entry
+per post, in time order, capped at ``history_kept`` (the published finding: same or better
+quality at a fraction of the memory). Impressions the member never engaged with positively
+are kept apart, as hard-negative material for training. Summaries are stored only for the
+newest entries a prompt can show, which keeps the 1,000-entry history small.
 """
 
 from __future__ import annotations
@@ -12,15 +14,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from processors.prompts import MEMBER_PROMPT_VERSION, render_member_prompt
+from processors.prompts import PromptLibrary
+from processors.reembed import ReembedPolicy, Suppression, Trigger, member_due
 from schemas import Action, MemberEngagement, MemberProfile, PromptRequest
-
-POSITIVE_ACTIONS: frozenset[Action] = frozenset({"like", "comment", "share", "long_dwell"})
-MAX_HISTORY = 1_000
 
 
 class HistoryItem(BaseModel):
-    """One positively engaged post in a member's history."""
+    """One positively engaged post."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -30,69 +30,154 @@ class HistoryItem(BaseModel):
     summary: str | None = None
 
 
+class Impression(BaseModel):
+    """A post shown to the member without a positive engagement (a hard negative)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    post_id: str
+    ts_ms: int
+
+
+class MemberHistory(BaseModel):
+    """Positive engagements, oldest first (a Faust table value)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: tuple[HistoryItem, ...] = ()
+
+    def summaries(self) -> list[str]:
+        """Summaries of engaged posts, oldest first (posts unknown when engaged are skipped)."""
+        return [h.summary for h in self.items if h.summary]
+
+
+class MemberNegatives(BaseModel):
+    """Impressions without positive engagement, oldest first (a Faust table value)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: tuple[Impression, ...] = ()
+
+
 class MemberState(BaseModel):
-    """What the processor remembers about one member (a Faust table value)."""
+    """Profile and publishing state of one member (a Faust table value)."""
 
     model_config = ConfigDict(frozen=True)
 
     member_id: str
     version: int = 0
     profile: MemberProfile | None = None
-    history: tuple[HistoryItem, ...] = ()
-    """Oldest first; at most ``MAX_HISTORY`` items, one per post."""
+    last_prompt_ms: int = 0
+    pending_since_ms: int | None = None
+    """Event time of the oldest change held back by the debounce, or None."""
 
 
 @dataclass(frozen=True)
 class MemberDecision:
-    """The member's new state and the prompt request to publish, if any."""
+    """The member's new state, the prompt to publish (if any), and why."""
 
     state: MemberState
     prompt: PromptRequest | None
+    reason: Trigger | Suppression
 
 
-def on_profile(state: MemberState | None, profile: MemberProfile, now_ms: int) -> MemberDecision:
-    """Adopt a newer profile and publish a prompt; an older or equal one changes nothing."""
-    current = state or MemberState(member_id=profile.member_id)
-    if current.profile is not None and profile.updated_at_ms <= current.profile.updated_at_ms:
-        return MemberDecision(current, None)
-    new = current.model_copy(update={"profile": profile, "version": current.version + 1})
-    return MemberDecision(new, _prompt(new, profile.updated_at_ms, now_ms))
-
-
-def on_engagement(
-    state: MemberState | None,
-    event: MemberEngagement,
-    now_ms: int,
-    positive: frozenset[Action] = POSITIVE_ACTIONS,
-) -> MemberDecision:
-    """Add a positive engagement to the history (in time order) and publish a prompt.
-
-    Non-positive actions and repeats of an already-engaged post change nothing.
-    """
-    current = state or MemberState(member_id=event.member_id)
-    if event.action not in positive or any(h.post_id == event.post_id for h in current.history):
-        return MemberDecision(current, None)
+def add_positive(
+    history: MemberHistory, event: MemberEngagement, policy: ReembedPolicy, summaries_kept: int
+) -> MemberHistory | None:
+    """The history with ``event`` inserted in time order; None when nothing changed
+    (a repeat of an engaged post, or older than a full history)."""
+    if any(h.post_id == event.post_id for h in history.items):
+        return None
     item = HistoryItem(
         post_id=event.post_id, action=event.action, ts_ms=event.ts_ms, summary=event.post_summary
     )
-    history = list(current.history)
-    bisect.insort(history, item, key=lambda h: h.ts_ms)
-    if len(history) > MAX_HISTORY and history[0] is item:  # older than a full history: no-op
-        return MemberDecision(current, None)
-    new = current.model_copy(
-        update={"history": tuple(history[-MAX_HISTORY:]), "version": current.version + 1}
+    items = list(history.items)
+    bisect.insort(items, item, key=lambda h: h.ts_ms)
+    if len(items) > policy.history_kept and items[0] is item:
+        return None
+    items = items[-policy.history_kept :]
+    cut = len(items) - summaries_kept
+    items = [h.model_copy(update={"summary": None}) if i < cut else h for i, h in enumerate(items)]
+    return MemberHistory(items=tuple(items))
+
+
+def add_impression(
+    negatives: MemberNegatives,
+    history: MemberHistory,
+    event: MemberEngagement,
+    policy: ReembedPolicy,
+) -> MemberNegatives | None:
+    """Negatives with the impressed post added; None if it is already known either way."""
+    seen = {n.post_id for n in negatives.items} | {h.post_id for h in history.items}
+    if event.post_id in seen or policy.negatives_kept == 0:
+        return None
+    items = (*negatives.items, Impression(post_id=event.post_id, ts_ms=event.ts_ms))
+    return MemberNegatives(items=items[len(items) - policy.negatives_kept :])
+
+
+def drop_negative(negatives: MemberNegatives, post_id: str) -> MemberNegatives | None:
+    """Negatives without ``post_id`` (it got a positive engagement); None if absent."""
+    kept = tuple(n for n in negatives.items if n.post_id != post_id)
+    return None if len(kept) == len(negatives.items) else MemberNegatives(items=kept)
+
+
+def newer_profile(state: MemberState | None, profile: MemberProfile) -> MemberState | None:
+    """The state with ``profile`` adopted, or None if it is not newer than the one held."""
+    current = state or MemberState(member_id=profile.member_id)
+    if current.profile is not None and profile.updated_at_ms <= current.profile.updated_at_ms:
+        return None
+    return current.model_copy(update={"profile": profile})
+
+
+def on_change(
+    state: MemberState,
+    history: MemberHistory,
+    reason: Trigger,
+    event_time_ms: int,
+    library: PromptLibrary,
+    policy: ReembedPolicy,
+    now_ms: int,
+) -> MemberDecision:
+    """Publish now if the debounce period is over, else hold the change (``debounced``)."""
+    if not member_due(policy, state.last_prompt_ms, now_ms):
+        since = state.pending_since_ms if state.pending_since_ms is not None else event_time_ms
+        return MemberDecision(
+            state.model_copy(update={"pending_since_ms": since}), None, "debounced"
+        )
+    return _publish(state, history, reason, event_time_ms, library, now_ms)
+
+
+def flush(
+    state: MemberState,
+    history: MemberHistory,
+    library: PromptLibrary,
+    policy: ReembedPolicy,
+    now_ms: int,
+) -> MemberDecision | None:
+    """Publish a held change once its debounce period is over; None if nothing is due."""
+    if state.pending_since_ms is None or not member_due(policy, state.last_prompt_ms, now_ms):
+        return None
+    return _publish(state, history, "debounce_flush", state.pending_since_ms, library, now_ms)
+
+
+def _publish(
+    state: MemberState,
+    history: MemberHistory,
+    reason: Trigger,
+    event_time_ms: int,
+    library: PromptLibrary,
+    now_ms: int,
+) -> MemberDecision:
+    new = state.model_copy(
+        update={"version": state.version + 1, "last_prompt_ms": now_ms, "pending_since_ms": None}
     )
-    return MemberDecision(new, _prompt(new, event.ts_ms, now_ms))
-
-
-def _prompt(state: MemberState, event_time_ms: int, now_ms: int) -> PromptRequest:
-    summaries = [h.summary for h in state.history if h.summary]
-    return PromptRequest(
+    prompt = PromptRequest(
         entity="member",
         entity_id=state.member_id,
-        version=state.version,
-        text=render_member_prompt(state.profile, summaries),
-        prompt_version=MEMBER_PROMPT_VERSION,
+        version=new.version,
+        text=library.render_member(state.profile, history.summaries()),
+        prompt_version=library.member_version,
         event_time_ms=event_time_ms,
         prompted_at_ms=now_ms,
     )
+    return MemberDecision(new, prompt, reason)

@@ -1,16 +1,18 @@
-"""Post-side logic of the prompt processor: post features, deletes, engagement enrichment.
+"""Post-side logic of the prompt processor: features, percentiles, deletes, re-embeds.
 
-Plain functions over an immutable ``PostState``; the Faust agent stores states in a table
-keyed by ``post_id`` and publishes what these functions return.
+Plain functions over immutable ``PostState`` values; the Faust agent keeps them in a table
+keyed by post_id and publishes what these functions return.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from processors.prompts import POST_PROMPT_VERSION, post_summary, render_post_prompt
+from processors.prompts import PromptLibrary
+from processors.reembed import ReembedPolicy, Suppression, Trigger, post_decision
 from schemas import AttrValue, Engagement, MemberEngagement, PostCreated, PostDeleted, PromptRequest
 
 
@@ -24,57 +26,81 @@ class PostState(BaseModel):
     """Bumped on every change that is published downstream."""
     deleted: bool = False
     post: PostCreated | None = None
+    prompted_percentiles: dict[str, int] = Field(default_factory=dict)
+    """The percentiles in the last published prompt (what re-embedding compares against)."""
+    last_prompt_ms: int = 0
 
 
 @dataclass(frozen=True)
 class PostDecision:
-    """The post's new state and the prompt request to publish, if any."""
+    """The post's new state, the prompt request to publish (if any), and why."""
 
     state: PostState
     prompt: PromptRequest | None
+    reason: Trigger | Suppression | None
+    """None when there was nothing to decide (an engagement on an unknown post)."""
 
 
-def on_post_created(state: PostState | None, event: PostCreated, now_ms: int) -> PostDecision:
-    """A new post or an edit: render and publish a prompt, unless the post was deleted.
-
-    A deleted post never comes back: a create (or edit) arriving after its delete is dropped.
-    """
+def on_post_created(
+    state: PostState | None,
+    event: PostCreated,
+    percentiles: Mapping[str, int],
+    library: PromptLibrary,
+    now_ms: int,
+) -> PostDecision:
+    """A new post or an edit: publish a prompt, unless the post was deleted (it never returns)."""
     current = state or PostState(post_id=event.post_id)
     if current.deleted:
-        return PostDecision(current, None)
-    new = current.model_copy(update={"version": current.version + 1, "post": event})
-    prompt = PromptRequest(
-        entity="post",
-        entity_id=event.post_id,
-        version=new.version,
-        text=render_post_prompt(event),
-        prompt_version=POST_PROMPT_VERSION,
-        attrs=post_attrs(event),
-        event_time_ms=event.created_at_ms,
-        prompted_at_ms=now_ms,
+        return PostDecision(current, None, "post_deleted")
+    reason: Trigger = "edited" if current.post is not None else "created"
+    updated = current.model_copy(update={"post": event})
+    return _prompted(updated, percentiles, library, event.created_at_ms, now_ms, reason)
+
+
+def on_counts_changed(
+    state: PostState | None,
+    percentiles: Mapping[str, int],
+    library: PromptLibrary,
+    policy: ReembedPolicy,
+    event_time_ms: int,
+    now_ms: int,
+) -> PostDecision:
+    """Re-embed when a percentile bucket moved far enough, not too soon after the last time."""
+    if state is None or state.post is None:
+        return PostDecision(state or PostState(post_id="?"), None, None)
+    if state.deleted:
+        return PostDecision(state, None, "post_deleted")
+    verdict = post_decision(
+        policy, state.prompted_percentiles, percentiles, state.last_prompt_ms, now_ms
     )
-    return PostDecision(new, prompt)
+    if verdict != "bucket_moved":
+        return PostDecision(state, None, verdict)
+    return _prompted(state, percentiles, library, event_time_ms, now_ms, "bucket_moved")
 
 
-def on_post_deleted(state: PostState | None, event: PostDeleted, now_ms: int) -> PostDecision:
+def on_post_deleted(
+    state: PostState | None, event: PostDeleted, library: PromptLibrary, now_ms: int
+) -> PostDecision:
     """Remember the delete and publish a delete request (once; repeats publish nothing)."""
     current = state or PostState(post_id=event.post_id)
     if current.deleted:
-        return PostDecision(current, None)
+        return PostDecision(current, None, "post_deleted")
     new = current.model_copy(update={"version": current.version + 1, "deleted": True})
     prompt = PromptRequest(
         entity="post",
         entity_id=event.post_id,
         op="delete",
         version=new.version,
-        prompt_version=POST_PROMPT_VERSION,
+        prompt_version=library.post_version,
         event_time_ms=event.deleted_at_ms,
         prompted_at_ms=now_ms,
     )
-    return PostDecision(new, prompt)
+    return PostDecision(new, prompt, "deleted")
 
 
-def enrich_engagement(state: PostState | None, event: Engagement) -> MemberEngagement:
+def enrich_engagement(
+    state: PostState | None, event: Engagement, library: PromptLibrary
+) -> MemberEngagement:
     """Join an engagement with its post's summary so the member side needs no post lookup."""
     post = state.post if state is not None and not state.deleted else None
     return MemberEngagement(
@@ -85,7 +111,7 @@ def enrich_engagement(state: PostState | None, event: Engagement) -> MemberEngag
         dwell_ms=event.dwell_ms,
         device=event.device,
         post_author_id=post.author_id if post else None,
-        post_summary=post_summary(post) if post else None,
+        post_summary=library.summary(post) if post else None,
     )
 
 
@@ -97,3 +123,32 @@ def post_attrs(post: PostCreated) -> dict[str, AttrValue]:
         "language": post.language,
         "created_at_ms": post.created_at_ms,
     }
+
+
+def _prompted(
+    state: PostState,
+    percentiles: Mapping[str, int],
+    library: PromptLibrary,
+    event_time_ms: int,
+    now_ms: int,
+    reason: Trigger,
+) -> PostDecision:
+    assert state.post is not None
+    new = state.model_copy(
+        update={
+            "version": state.version + 1,
+            "prompted_percentiles": dict(percentiles),
+            "last_prompt_ms": now_ms,
+        }
+    )
+    prompt = PromptRequest(
+        entity="post",
+        entity_id=state.post_id,
+        version=new.version,
+        text=library.render_post(state.post, percentiles),
+        prompt_version=library.post_version,
+        attrs=post_attrs(state.post),
+        event_time_ms=event_time_ms,
+        prompted_at_ms=now_ms,
+    )
+    return PostDecision(new, prompt, reason)

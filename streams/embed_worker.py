@@ -125,7 +125,9 @@ class EmbedWorker:
     async def _produce_all(self, records: list[Outgoing]) -> None:
         assert self._producer is not None
         deliveries = [
-            await self._producer.send(r.topic, value=r.value, key=r.key, headers=r.headers)
+            await self._producer.send(
+                r.topic, value=r.value, key=r.key, headers=r.headers, partition=r.partition
+            )
             for r in records
         ]
         await asyncio.gather(*deliveries)

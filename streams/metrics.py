@@ -35,6 +35,12 @@ class PromptMetrics(StreamMetrics):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         super().__init__(registry)
+        self.reembeds = Counter(
+            "feedline_reembed_decisions",
+            "Re-embedding decisions by entity, decision (triggered, suppressed) and reason.",
+            ["entity", "decision", "reason"],
+            registry=registry,
+        )
         self.prompts = Counter(
             "feedline_prompts",
             "Prompt requests published, by entity and operation.",

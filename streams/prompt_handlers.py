@@ -1,28 +1,39 @@
 """What the prompt processor does with each record, free of Faust so it is unit-testable.
 
-Two sides, each owning a table keyed like its input topics:
+Two sides, each owning tables keyed like its input topics:
 
 * post side (``posts.created``, ``posts.deleted``, ``engagements``; keyed by post_id): keeps
-  post features, publishes post prompts and deletes, and forwards every engagement, joined
-  with its post's summary, to ``engagements.by-member`` keyed by member_id — the repartition
-  step that gives the member side its input;
+  post features and counts, per-partition percentile sketches, publishes post prompts when the
+  re-embedding policy says so, and forwards every engagement, joined with its post's summary,
+  to ``engagements.by-member`` keyed by member_id: the repartition that feeds the member side;
 * member side (``members.profile``, ``engagements.by-member``; keyed by member_id): keeps
-  profile and positive history, publishes member prompts.
+  profile, positive history and hard negatives, publishes debounced member prompts. Tick
+  records (header ``feedline.tick``) that the worker's timer writes to each partition of
+  ``engagements.by-member`` flush the changes the debounce held back.
 
 A record that fails validation becomes a dead letter; any other error propagates (a bug must
-stop the worker rather than lose data silently). Tables are plain mutable mappings of JSON
-dicts, which is what Faust tables are.
+stop the worker rather than lose data silently). Tables are mutable mappings of JSON dicts,
+which is what Faust tables are.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from processors import member_state, post_state
+from processors.feature_sketches import ACTION_COUNTERS, PartitionSketches, PostCounts
+from processors.member_state import MemberHistory, MemberNegatives, MemberState
+from processors.post_state import PostDecision, PostState
+from processors.prompts import PromptLibrary
+from processors.reembed import ReembedPolicy, Trigger
 from schemas import (
     Engagement,
+    Entity,
     InvalidRecord,
     MemberEngagement,
     MemberProfile,
@@ -47,6 +58,11 @@ from streams.topics import (
 )
 
 Table = MutableMapping[str, Any]
+M = TypeVar("M", bound=BaseModel)
+TICK_HEADER = "feedline.tick"
+TRIGGERS = frozenset(
+    {"created", "edited", "deleted", "bucket_moved", "profile", "engagement", "debounce_flush"}
+)
 
 
 def wall_clock_ms() -> int:
@@ -54,23 +70,57 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _table() -> Table:
+    return {}
+
+
+@dataclass(frozen=True)
+class PromptTables:
+    """The processor's state; Faust tables in the worker, dicts in tests and benchmarks."""
+
+    posts: Table = field(default_factory=_table)
+    post_counts: Table = field(default_factory=_table)
+    sketches: Table = field(default_factory=_table)
+    members: Table = field(default_factory=_table)
+    member_history: Table = field(default_factory=_table)
+    member_negatives: Table = field(default_factory=_table)
+    member_pending: Table = field(default_factory=_table)
+    """member_id → partition, for members with a change held back by the debounce."""
+
+
 class PromptHandlers:
     """Turns consumed records into table updates and records to produce."""
 
     def __init__(
-        self, kafka: KafkaSettings, metrics: PromptMetrics, clock: Callable[[], int] = wall_clock_ms
+        self,
+        kafka: KafkaSettings,
+        metrics: PromptMetrics,
+        library: PromptLibrary,
+        policy: ReembedPolicy,
+        sketches: PartitionSketches,
+        clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.kafka = kafka
         self.metrics = metrics
+        self.library = library
+        self.policy = policy
+        self.sketches = sketches
         self.clock = clock
 
-    def on_post_side(self, record: Incoming, posts: Table) -> list[Outgoing]:
+    def on_post_side(self, record: Incoming, tables: PromptTables) -> list[Outgoing]:
         """Handle a record of ``posts.created``, ``posts.deleted`` or ``engagements``."""
-        return self._guarded(record, lambda name: self._post_side(name, record, posts))
+        return self._guarded(record, lambda name: self._post_side(name, record, tables))
 
-    def on_member_side(self, record: Incoming, members: Table) -> list[Outgoing]:
-        """Handle a record of ``members.profile`` or ``engagements.by-member``."""
-        return self._guarded(record, lambda name: self._member_side(name, record, members))
+    def on_member_side(self, record: Incoming, tables: PromptTables) -> list[Outgoing]:
+        """Handle a record of ``members.profile`` or ``engagements.by-member``, or a tick."""
+        if any(name == TICK_HEADER for name, _ in record.headers):
+            return self._flush_pending(record.partition, tables)
+        return self._guarded(record, lambda name: self._member_side(name, record, tables))
+
+    def tick(self, partition: int) -> Outgoing:
+        """The tick record the worker's timer sends to one partition of the member side."""
+        topic = self.kafka.topic(ENGAGEMENTS_BY_MEMBER.name)
+        return Outgoing(topic, b"__tick__", b"{}", [(TICK_HEADER, b"1")], partition)
 
     def _guarded(self, record: Incoming, handle: Callable[[str], list[Outgoing]]) -> list[Outgoing]:
         name = self.kafka.catalog_name(record.topic)
@@ -83,52 +133,172 @@ class PromptHandlers:
         self.metrics.events.labels(name, "processed").inc()
         return out
 
-    def _post_side(self, name: str, record: Incoming, posts: Table) -> list[Outgoing]:
-        now = self.clock()
+    # --- post side ------------------------------------------------------------------------
+
+    def _post_side(self, name: str, record: Incoming, tables: PromptTables) -> list[Outgoing]:
         if name == POSTS_CREATED.name:
             created = decode(PostCreated, record.value, key=record.key, key_field="post_id")
-            decision = post_state.on_post_created(_post(posts, created.post_id), created, now)
-        elif name == POSTS_DELETED.name:
+            return self._post_created(created, record.partition, tables)
+        if name == POSTS_DELETED.name:
             deleted = decode(PostDeleted, record.value, key=record.key, key_field="post_id")
-            decision = post_state.on_post_deleted(_post(posts, deleted.post_id), deleted, now)
-        elif name == ENGAGEMENTS.name:
+            state = _load(PostState, tables.posts, deleted.post_id)
+            decision = post_state.on_post_deleted(state, deleted, self.library, self.clock())
+            return self._post_decided(decision, tables)
+        if name == ENGAGEMENTS.name:
             engagement = decode(Engagement, record.value, key=record.key, key_field="post_id")
-            joined = post_state.enrich_engagement(_post(posts, engagement.post_id), engagement)
-            topic = self.kafka.topic(ENGAGEMENTS_BY_MEMBER.name)
-            return [Outgoing(topic, joined.member_id.encode(), encode(joined))]
-        else:
-            raise ValueError(f"post side got a record of unexpected topic {record.topic!r}")
-        posts[decision.state.post_id] = decision.state.model_dump(mode="json")
+            return self._engagement(engagement, record.partition, tables)
+        raise ValueError(f"post side got a record of unexpected topic {record.topic!r}")
+
+    def _post_created(
+        self, event: PostCreated, partition: int, tables: PromptTables
+    ) -> list[Outgoing]:
+        counts = _load(PostCounts, tables.post_counts, event.post_id) or PostCounts(
+            partition=partition
+        )
+        counts = counts.model_copy(update={"followers": event.author_followers})
+        percentiles = self._store_counts(event.post_id, counts, tables)
+        state = _load(PostState, tables.posts, event.post_id)
+        decision = post_state.on_post_created(state, event, percentiles, self.library, self.clock())
+        return self._post_decided(decision, tables)
+
+    def _engagement(
+        self, event: Engagement, partition: int, tables: PromptTables
+    ) -> list[Outgoing]:
+        state = _load(PostState, tables.posts, event.post_id)
+        out: list[Outgoing] = []
+        counter = ACTION_COUNTERS.get(event.action)
+        if counter is not None:
+            counts = _load(PostCounts, tables.post_counts, event.post_id) or PostCounts(
+                partition=partition
+            )
+            counts = counts.model_copy(update={counter: getattr(counts, counter) + 1})
+            percentiles = self._store_counts(event.post_id, counts, tables)
+            decision = post_state.on_counts_changed(
+                state, percentiles, self.library, self.policy, event.ts_ms, self.clock()
+            )
+            if decision.reason is not None:
+                out = self._post_decided(decision, tables)
+        joined = post_state.enrich_engagement(state, event, self.library)
+        topic = self.kafka.topic(ENGAGEMENTS_BY_MEMBER.name)
+        return [*out, Outgoing(topic, joined.member_id.encode(), encode(joined))]
+
+    def _store_counts(
+        self, post_id: str, counts: PostCounts, tables: PromptTables
+    ) -> dict[str, int]:
+        tables.post_counts[post_id] = counts.model_dump(mode="json")
+        self.sketches.note_change(tables.sketches, tables.post_counts, counts.partition)
+        return self.sketches.percentiles(tables.sketches, counts.partition, counts.values())
+
+    def _post_decided(self, decision: PostDecision, tables: PromptTables) -> list[Outgoing]:
+        assert decision.reason is not None
+        self._count_decision("post", decision.reason)
+        if decision.prompt is None:
+            return []
+        tables.posts[decision.state.post_id] = decision.state.model_dump(mode="json")
         return self._prompt(decision.prompt)
 
-    def _member_side(self, name: str, record: Incoming, members: Table) -> list[Outgoing]:
-        now = self.clock()
+    # --- member side ----------------------------------------------------------------------
+
+    def _member_side(self, name: str, record: Incoming, tables: PromptTables) -> list[Outgoing]:
         if name == MEMBERS_PROFILE.name:
             profile = decode(MemberProfile, record.value, key=record.key, key_field="member_id")
-            state = _member(members, profile.member_id)
-            decision = member_state.on_profile(state, profile, now)
-        elif name == ENGAGEMENTS_BY_MEMBER.name:
+            return self._profile(profile, record.partition, tables)
+        if name == ENGAGEMENTS_BY_MEMBER.name:
             joined = decode(MemberEngagement, record.value, key=record.key, key_field="member_id")
-            decision = member_state.on_engagement(_member(members, joined.member_id), joined, now)
-        else:
-            raise ValueError(f"member side got a record of unexpected topic {record.topic!r}")
-        if decision.prompt is not None:  # unchanged states are not rewritten to the changelog
-            members[decision.state.member_id] = decision.state.model_dump(mode="json")
+            return self._member_engagement(joined, record.partition, tables)
+        raise ValueError(f"member side got a record of unexpected topic {record.topic!r}")
+
+    def _profile(
+        self, profile: MemberProfile, partition: int, tables: PromptTables
+    ) -> list[Outgoing]:
+        state = member_state.newer_profile(
+            _load(MemberState, tables.members, profile.member_id), profile
+        )
+        if state is None:
+            self._count_decision("member", "stale_profile")
+            return []
+        return self._member_changed(state, "profile", profile.updated_at_ms, partition, tables)
+
+    def _member_engagement(
+        self, event: MemberEngagement, partition: int, tables: PromptTables
+    ) -> list[Outgoing]:
+        history = _load(MemberHistory, tables.member_history, event.member_id) or MemberHistory()
+        negatives = (
+            _load(MemberNegatives, tables.member_negatives, event.member_id) or MemberNegatives()
+        )
+        if event.action in self.policy.positive_actions:
+            summaries = self.library.config.history_in_prompt
+            updated = member_state.add_positive(history, event, self.policy, summaries)
+            if updated is None:
+                return []
+            tables.member_history[event.member_id] = updated.model_dump(mode="json")
+            if (fewer := member_state.drop_negative(negatives, event.post_id)) is not None:
+                tables.member_negatives[event.member_id] = fewer.model_dump(mode="json")
+            state = _load(MemberState, tables.members, event.member_id) or MemberState(
+                member_id=event.member_id
+            )
+            return self._member_changed(state, "engagement", event.ts_ms, partition, tables)
+        if event.action == "impression":
+            more = member_state.add_impression(negatives, history, event, self.policy)
+            if more is not None:
+                tables.member_negatives[event.member_id] = more.model_dump(mode="json")
+        return []
+
+    def _member_changed(
+        self,
+        state: MemberState,
+        reason: Trigger,
+        event_time_ms: int,
+        partition: int,
+        tables: PromptTables,
+    ) -> list[Outgoing]:
+        history = _load(MemberHistory, tables.member_history, state.member_id) or MemberHistory()
+        decision = member_state.on_change(
+            state,
+            history,
+            reason,
+            event_time_ms,
+            self.library,
+            self.policy,
+            self.clock(),
+        )
+        self._count_decision("member", decision.reason)
+        tables.members[state.member_id] = decision.state.model_dump(mode="json")
+        if decision.prompt is None:
+            tables.member_pending[state.member_id] = partition
+            return []
+        tables.member_pending.pop(state.member_id, None)
         return self._prompt(decision.prompt)
 
-    def _prompt(self, prompt: PromptRequest | None) -> list[Outgoing]:
-        if prompt is None:
-            return []
+    def _flush_pending(self, partition: int, tables: PromptTables) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        due = [m for m, p in list(tables.member_pending.items()) if p == partition]
+        for member_id in due:
+            state = _load(MemberState, tables.members, member_id)
+            history = _load(MemberHistory, tables.member_history, member_id) or MemberHistory()
+            if state is None:
+                continue
+            decision = member_state.flush(state, history, self.library, self.policy, self.clock())
+            if decision is None or decision.prompt is None:
+                continue
+            self._count_decision("member", decision.reason)
+            tables.members[member_id] = decision.state.model_dump(mode="json")
+            del tables.member_pending[member_id]
+            out.extend(self._prompt(decision.prompt))
+        return out
+
+    # --- shared ---------------------------------------------------------------------------
+
+    def _count_decision(self, entity: Entity, reason: str) -> None:
+        decision = "triggered" if reason in TRIGGERS else "suppressed"
+        self.metrics.reembeds.labels(entity, decision, reason).inc()
+
+    def _prompt(self, prompt: PromptRequest) -> list[Outgoing]:
         self.metrics.prompts.labels(prompt.entity, prompt.op).inc()
         spec = PROMPTS_POSTS if prompt.entity == "post" else PROMPTS_MEMBERS
         return [Outgoing(self.kafka.topic(spec.name), prompt.entity_id.encode(), encode(prompt))]
 
 
-def _post(posts: Table, post_id: str) -> post_state.PostState | None:
-    stored = posts.get(post_id)
-    return post_state.PostState.model_validate(stored) if stored is not None else None
-
-
-def _member(members: Table, member_id: str) -> member_state.MemberState | None:
-    stored = members.get(member_id)
-    return member_state.MemberState.model_validate(stored) if stored is not None else None
+def _load(model: type[M], table: Table, key: str) -> M | None:
+    stored = table.get(key)
+    return model.model_validate(stored) if stored is not None else None

@@ -3,24 +3,30 @@
 Partition/offset/commit behaviour: each agent runs with concurrency 1, so records of a
 partition are handled strictly in order. Faust acknowledges a record once the agent has moved
 past it, and before committing offsets it flushes the producer (prompts, repartitioned
-engagements, dead letters and table changelogs), so a committed offset always has its effects
-in Kafka: at-least-once. Duplicates after a crash carry the same versions and are idempotent
-downstream. Table state is recovered from the changelog topics on restart.
+engagements, dead letters, ticks and table changelogs), so a committed offset always has its
+effects in Kafka: at-least-once. Duplicates after a crash carry the same versions and are
+idempotent downstream. Table state (post features and counts, percentile sketches, member
+profiles, histories and negatives) is recovered from the changelog topics on restart.
+A timer sends a tick to every partition of ``engagements.by-member`` this worker owns, so
+debounced member changes are published even when no further event arrives.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.encoder import load_tokenizer
+from models.settings import EncoderSettings
+from processors.feature_sketches import PartitionSketches
+from processors.prompts import PromptLibrary
+from processors.token_budget import TokenMeter
 from streams.metrics import PromptMetrics, serve_metrics
-from streams.prompt_handlers import PromptHandlers
+from streams.prompt_handlers import PromptHandlers, PromptTables
+from streams.prompt_settings import PromptWorkerSettings
 from streams.records import Incoming, Outgoing, normalise_headers
 from streams.settings import KafkaSettings
 from streams.topics import (
@@ -33,22 +39,25 @@ from streams.topics import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class PromptWorkerSettings(BaseSettings):
-    """The prompt processor role (env prefix ``FEEDLINE_PROMPTS_``)."""
-
-    model_config = SettingsConfigDict(env_prefix="FEEDLINE_PROMPTS_", extra="ignore")
-
-    app_id: str = Field("feedline-prompts", description="Faust app id = consumer group id")
-    data_dir: Path = Path(".feedline/prompts")
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(0, ge=0, le=65_535, description="0: no /metrics server")
-    log_level: str = "WARNING"
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+TABLES = (
+    "posts",
+    "post_counts",
+    "sketches",
+    "members",
+    "member_history",
+    "member_negatives",
+    "member_pending",
+)
 
 
 def build_prompt_app(
-    kafka: KafkaSettings, settings: PromptWorkerSettings, metrics: PromptMetrics
+    kafka: KafkaSettings, settings: PromptWorkerSettings, handlers: PromptHandlers
 ) -> faust.App:
     """A Faust app wired to the catalog topics; ``run_prompt_worker`` runs it."""
     app = faust.App(
@@ -63,49 +72,58 @@ def build_prompt_app(
         producer_acks=-1,
         web_enabled=False,
     )
-    handlers = PromptHandlers(kafka, metrics)
-    raw: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
-    posts = app.Table("posts", partitions=kafka.partitions)
-    members = app.Table("members", partitions=kafka.partitions)
+    tables = PromptTables(**{n: app.Table(n, partitions=kafka.partitions) for n in TABLES})
+    by_member = kafka.topic(ENGAGEMENTS_BY_MEMBER.name)
     post_side = app.topic(
-        *(kafka.topic(s.name) for s in (POSTS_CREATED, POSTS_DELETED, ENGAGEMENTS)), **raw
+        *(kafka.topic(s.name) for s in (POSTS_CREATED, POSTS_DELETED, ENGAGEMENTS)), **RAW
     )
-    member_side = app.topic(
-        *(kafka.topic(s.name) for s in (MEMBERS_PROFILE, ENGAGEMENTS_BY_MEMBER)), **raw
-    )
+    member_side = app.topic(kafka.topic(MEMBERS_PROFILE.name), by_member, **RAW)
     sinks: dict[str, faust.types.TopicT] = {}
 
     async def publish(records: list[Outgoing]) -> None:
         for out in records:
             if out.topic not in sinks:
-                sinks[out.topic] = app.topic(out.topic, **raw)
-            await sinks[out.topic].send(key=out.key, value=out.value, headers=out.headers)
+                sinks[out.topic] = app.topic(out.topic, **RAW)
+            await sinks[out.topic].send(
+                key=out.key, value=out.value, headers=out.headers, partition=out.partition
+            )
 
     @app.agent(post_side, name="post-side", concurrency=1)
     async def post_agent(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await publish(handlers.on_post_side(_incoming(event), posts))
+            await publish(handlers.on_post_side(_incoming(event), tables))
 
     @app.agent(member_side, name="member-side", concurrency=1)
     async def member_agent(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
-            await publish(handlers.on_member_side(_incoming(event), members))
+            await publish(handlers.on_member_side(_incoming(event), tables))
+
+    @app.timer(interval=settings.tick_interval_s)
+    async def tick() -> None:
+        owned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == by_member]
+        await publish([handlers.tick(partition) for partition in owned])
 
     return app
 
 
-def run_prompt_worker(kafka: KafkaSettings, settings: PromptWorkerSettings) -> None:
+def run_prompt_worker(
+    kafka: KafkaSettings, settings: PromptWorkerSettings, encoder: EncoderSettings
+) -> None:
     """Create missing topics, expose metrics, and run the worker until SIGTERM/SIGINT."""
     ensure_topics(kafka)
     metrics = PromptMetrics(CollectorRegistry())
     if settings.metrics_port:
         serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
-    app = build_prompt_app(kafka, settings, metrics)
+    tokenizer, _ = load_tokenizer(encoder)
+    config = settings.prompt_config()
+    handlers = PromptHandlers(
+        kafka,
+        metrics,
+        PromptLibrary(config, TokenMeter(tokenizer)),
+        settings.reembed_policy(),
+        PartitionSketches(config.sketch_k, settings.sketch_refresh_every),
+    )
+    app = build_prompt_app(kafka, settings, handlers)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 

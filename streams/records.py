@@ -27,6 +27,8 @@ class Outgoing(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: Headers | None = None
+    partition: int | None = None
+    """An explicit partition (ticks); None: the partitioner picks by key."""
 
 
 def normalise_headers(headers: object) -> Headers:

@@ -13,7 +13,7 @@ from feedline.cli import app
 from models.settings import EncoderSettings
 from service.settings import ServiceSettings
 from streams.embed_worker import EmbedWorkerSettings
-from streams.prompt_worker import PromptWorkerSettings
+from streams.prompt_settings import PromptWorkerSettings
 from streams.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[3]

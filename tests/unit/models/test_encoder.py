@@ -47,8 +47,9 @@ def test_default_model_shape_and_version(encoder: TextEncoder) -> None:
     assert encoder.dim == 384
     assert encoder.pooling == "mean"
     assert encoder.model_version.startswith("all-MiniLM-L6-v2@")
-    assert len(encoder.model_version.split("@")[1]) == 12
-    assert model_version(default_model_path()) == encoder.model_version
+    assert encoder.model_version.endswith("+pct")  # the percentile tokens were added
+    assert len(encoder.model_version.removesuffix("+pct").split("@")[1]) == 12
+    assert model_version(default_model_path()) + "+pct" == encoder.model_version
 
 
 def test_rows_are_unit_length_float32(encoder: TextEncoder) -> None:

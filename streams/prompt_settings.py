@@ -1,0 +1,59 @@
+"""Settings of the prompt processor role (env prefix ``FEEDLINE_PROMPTS_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from processors.percentiles import DEFAULT_K
+from processors.prompts import PromptConfig
+from processors.reembed import POSITIVE_ACTIONS, ReembedPolicy
+from schemas import Action
+
+
+class PromptWorkerSettings(BaseSettings):
+    """Faust app, prompt library, percentile sketches and re-embedding policy."""
+
+    model_config = SettingsConfigDict(env_prefix="FEEDLINE_PROMPTS_", extra="ignore")
+
+    app_id: str = Field("feedline-prompts", description="Faust app id = consumer group id")
+    data_dir: Path = Path(".feedline/prompts")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(0, ge=0, le=65_535, description="0: no /metrics server")
+    log_level: str = "WARNING"
+    token_budget: int = Field(256, ge=64, description="tokens per prompt, special tokens included")
+    history_in_prompt: int = Field(50, ge=0, description="engaged posts listed in a member prompt")
+    history_kept: int = Field(1_000, ge=1, description="positive engagements kept per member")
+    negatives_kept: int = Field(200, ge=0, description="hard-negative impressions kept per member")
+    positive_actions: frozenset[Action] = POSITIVE_ACTIONS
+    bucket_step: int = Field(10, ge=1, le=100, description="percentile points that re-embed a post")
+    post_min_interval_s: float = Field(60.0, ge=0)
+    member_debounce_s: float = Field(5.0, ge=0)
+    sketch_k: int = Field(DEFAULT_K, ge=8, description="KLL accuracy parameter")
+    sketch_refresh_every: int = Field(1_000, ge=1, description="most changes between rebuilds")
+
+    def prompt_config(self) -> PromptConfig:
+        """What shapes prompt text (hashed into ``prompt_version``)."""
+        return PromptConfig(
+            token_budget=self.token_budget,
+            history_in_prompt=self.history_in_prompt,
+            sketch_k=self.sketch_k,
+        )
+
+    def reembed_policy(self) -> ReembedPolicy:
+        """When posts and members are embedded again."""
+        return ReembedPolicy(
+            bucket_step=self.bucket_step,
+            post_min_interval_ms=int(self.post_min_interval_s * 1000),
+            member_debounce_ms=int(self.member_debounce_s * 1000),
+            positive_actions=self.positive_actions,
+            history_kept=self.history_kept,
+            negatives_kept=self.negatives_kept,
+        )
+
+    @property
+    def tick_interval_s(self) -> float:
+        """How often held-back member changes are checked (half the debounce, at least 0.5 s)."""
+        return max(0.5, self.member_debounce_s / 2)
