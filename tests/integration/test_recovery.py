@@ -18,6 +18,30 @@ pytestmark = pytest.mark.integration
 
 FIRST_WAVE = 300
 SECOND_WAVE = 100
+WORDS = [
+    "kafka",
+    "stream",
+    "index",
+    "vector",
+    "feed",
+    "member",
+    "post",
+    "engagement",
+    "latency",
+    "freshness",
+    "partition",
+    "offset",
+    "replica",
+    "broker",
+    "consumer",
+    "producer",
+    "embedding",
+    "cosine",
+    "recall",
+    "ranking",
+    "transformer",
+    "attention",
+]
 
 
 def test_killing_embed_worker_and_service_mid_stream_loses_no_post(
@@ -26,13 +50,19 @@ def test_killing_embed_worker_and_service_mid_stream_loses_no_post(
 ) -> None:
     kafka = kafka_factory()
     pipeline = pipeline_factory(kafka)
-    client = QueryClient(pipeline.url)
-    wait_until(client.is_ready, 180, f"the service to be ready\n{pipeline.logs()}")
+    with QueryClient(pipeline.url) as client:
+        wait_until(client.is_ready, 180, f"the service to be ready\n{pipeline.logs()}")
+        _crash_and_recover(kafka, pipeline, client)
+
+
+def _crash_and_recover(kafka: KafkaSettings, pipeline: Pipeline, client: QueryClient) -> None:
     first = [f"a{i:04d}" for i in range(FIRST_WAVE)]
     second = [f"b{i:04d}" for i in range(SECOND_WAVE)]
     deleted = first[:10] + second[:5]
 
-    _publish(kafka, [post(p, f"Post number {p} about topic {i % 7}") for i, p in enumerate(first)])
+    # long posts (~200 tokens) keep the embedding worker busy for seconds, so the kill lands
+    # in the middle of the first wave
+    _publish(kafka, [post(p, long_text(p, i)) for i, p in enumerate(first)])
     wait_until(lambda: client.stats().posts >= 20, 120, "some posts indexed")
     pipeline.roles["embed"].kill()
     at_kill = client.stats().posts
@@ -50,7 +80,10 @@ def test_killing_embed_worker_and_service_mid_stream_loses_no_post(
     resurrected = [p for p in deleted if client.post(p) is not None]
     assert (missing, resurrected) == ([], [])
     assert client.stats().posts == len(expected)
-    client.close()
+
+
+def long_text(post_id: str, seed: int) -> str:
+    return f"{post_id}: " + " ".join(WORDS[(seed * 7 + j * 3) % len(WORDS)] for j in range(160))
 
 
 def _publish(kafka: KafkaSettings, events: list[object]) -> None:
