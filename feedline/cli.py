@@ -11,12 +11,15 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from feedline.errors import FeedlineError
 from feedline.logs import configure_logging, log_effective_config
+
+if TYPE_CHECKING:
+    from processors.token_budget import TokenMeter
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
 kafka_app = typer.Typer(no_args_is_help=True, help="The local development Kafka broker.")
@@ -185,8 +188,8 @@ def world_prompts(
         _show(f"{member_id} ({library.member_version})", text, meter)
 
 
-def _show(title: str, prompt: str, meter: object) -> None:
-    tokens = meter.count(prompt) + meter.special_tokens  # type: ignore[attr-defined]
+def _show(title: str, prompt: str, meter: TokenMeter) -> None:
+    tokens = meter.count(prompt) + meter.special_tokens
     typer.echo(f"--- {title}, {tokens} tokens ---\n{prompt}\n")
 
 
