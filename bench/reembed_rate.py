@@ -28,7 +28,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CollectorRegistry
 
 from bench.common import emit
-from feedline.world import POSITIVE_ACTIONS, generate_world
+from feedline.world import POSITIVE_ACTIONS, event_time_ms, generate_world
 from models.encoder import load_tokenizer
 from models.settings import EncoderSettings
 from processors.feature_sketches import ACTION_COUNTERS, PartitionSketches
@@ -94,15 +94,11 @@ class Simulation:
 
 def timeline(records: list[dict[str, Any]], span_ms: int | None) -> Iterator[tuple[int, str, dict]]:
     """(time, topic, value) in publish order, optionally compressed into ``span_ms``."""
-    times = [_time(r["value"]) for r in records]
+    times = [event_time_ms(r["value"]) for r in records]
     first, last = min(times), max(times)
     scale = 1.0 if span_ms is None else span_ms / max(1, last - first)
     for at, record in zip(times, records, strict=True):
         yield first + int((at - first) * scale), record["topic"], record["value"]
-
-
-def _time(value: dict[str, Any]) -> int:
-    return int(value.get("ts_ms") or value.get("created_at_ms") or value.get("updated_at_ms") or 0)
 
 
 def run(span_ms: int | None, settings: PromptWorkerSettings) -> dict[str, float]:

@@ -31,7 +31,7 @@ from rich.console import Console
 from feedline.demo_report import print_member_feeds
 from feedline.errors import FeedlineError
 from feedline.processes import RoleGroup, pipeline_roles
-from feedline.world import World, WorldConfig, generate_world
+from feedline.world import World, WorldConfig, event_time_ms, generate_world
 from schemas import Engagement, MemberProfile, PostCreated
 from service.client import QueryClient
 from streams.lag import consumer_group_lag
@@ -136,16 +136,12 @@ def _split_live(world: World, live_posts: int) -> tuple[list[dict[str, Any]], li
     so the newest event happened just now; and those held-back posts."""
     held = {p["post_id"] for p in world.posts[len(world.posts) - live_posts :]}
     records = [r for r in world.records() if r["value"].get("post_id") not in held]
-    newest = max(_event_time(r["value"]) for r in records)
+    newest = max(event_time_ms(r["value"]) for r in records)
     shift = int(time.time() * 1000) - newest - 1_000
     for record in records:
         _shift_times(record["value"], shift)
     live = [p for p in world.posts if p["post_id"] in held]
     return records, live
-
-
-def _event_time(value: dict[str, Any]) -> int:
-    return int(value.get("ts_ms") or value.get("created_at_ms") or value.get("updated_at_ms") or 0)
 
 
 def _shift_times(value: dict[str, Any], shift: int) -> None:

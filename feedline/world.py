@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -439,3 +439,8 @@ def _engagement(
     if dwell_ms is not None:
         event["dwell_ms"] = dwell_ms
     return event
+
+
+def event_time_ms(value: Mapping[str, Any]) -> int:
+    """The time of any world event: ``ts_ms``, ``created_at_ms`` or ``updated_at_ms``."""
+    return int(value.get("ts_ms") or value.get("created_at_ms") or value.get("updated_at_ms") or 0)

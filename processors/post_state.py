@@ -37,8 +37,7 @@ class PostDecision:
 
     state: PostState
     prompt: PromptRequest | None
-    reason: Trigger | Suppression | None
-    """None when there was nothing to decide (an engagement on an unknown post)."""
+    reason: Trigger | Suppression
 
 
 def on_post_created(
@@ -64,10 +63,12 @@ def on_counts_changed(
     policy: ReembedPolicy,
     event_time_ms: int,
     now_ms: int,
-) -> PostDecision:
-    """Re-embed when a percentile bucket moved far enough, not too soon after the last time."""
+) -> PostDecision | None:
+    """Re-embed when a percentile bucket moved far enough, not too soon after the last time.
+
+    None when there is nothing to decide (an engagement on a post not created yet)."""
     if state is None or state.post is None:
-        return PostDecision(state or PostState(post_id="?"), None, None)
+        return None
     if state.deleted:
         return PostDecision(state, None, "post_deleted")
     verdict = post_decision(

@@ -176,7 +176,7 @@ class PromptHandlers:
             decision = post_state.on_counts_changed(
                 state, percentiles, self.library, self.policy, event.ts_ms, self.clock()
             )
-            if decision.reason is not None:
+            if decision is not None:
                 out = self._post_decided(decision, tables)
         joined = post_state.enrich_engagement(state, event, self.library)
         topic = self.kafka.topic(ENGAGEMENTS_BY_MEMBER.name)
@@ -190,7 +190,6 @@ class PromptHandlers:
         return self.sketches.percentiles(tables.sketches, counts.partition, counts.values())
 
     def _post_decided(self, decision: PostDecision, tables: PromptTables) -> list[Outgoing]:
-        assert decision.reason is not None
         self._count_decision("post", decision.reason)
         if decision.prompt is None:
             return []
