@@ -6,43 +6,56 @@ Rules (DESIGN.md "Semantics"):
 * a delete (tombstone) removes the post and is remembered, so a late insert of a deleted post
   is dropped;
 * an update with the wrong dimension, non-finite values, or a model version other than the
-  one this store serves raises ``InvalidUpdate`` (the caller dead-letters it) and never
-  reaches the index.
+  one this store serves is rejected with ``InvalidUpdate`` (the caller dead-letters it) and
+  never reaches the index.
 
-Thread-safe: one lock serialises updates and searches.
+Updates are applied in batches: the version logic runs record by record, then the backend
+gets one removal and one insertion per batch (FAISS removal from a flat index is a pass over
+the whole index, so per-record removal would cap the apply rate).
+
+Thread-safe: ``lock`` serialises batches, searches and snapshots.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 import numpy as np
 
+from index_store.backends import VectorBackend, exact_subset_search, make_backend
 from index_store.errors import InvalidUpdate
-from index_store.post_index import Hit, PostIndex
+from index_store.filters import NO_FILTER, PostFilter
+from index_store.id_map import IdMap
+from index_store.pending import PendingVectors
+from index_store.post_table import PostRecord, PostTable
+from index_store.settings import IndexSettings
 from index_store.tracking import FreshnessWindow
-from schemas import AttrValue, EmbeddingUpdate, Entity
+from schemas import EmbeddingUpdate, Entity
 
 Outcome = Literal["applied", "stale", "dropped_deleted", "removed", "absent"]
 
 
+class Hit(NamedTuple):
+    """One search result."""
+
+    post_id: str
+    score: float
+    """Cosine similarity to the query, in [-1, 1]."""
+
+
+class StoreUpdate(NamedTuple):
+    """One record of ``embeddings.<entity>s``: ``update=None`` is a tombstone."""
+
+    entity: Entity
+    entity_id: str
+    update: EmbeddingUpdate | None
+
+
 @dataclass(frozen=True)
-class PostRecord:
-    """What the store knows about an indexed post besides its vector."""
-
-    version: int
-    attrs: dict[str, AttrValue]
-    model_version: str
-    prompt_version: str
-    event_time_ms: int
-    indexed_at_ms: int
-
-
-@dataclass
 class MemberRecord:
     """A member's current vector and where it came from."""
 
@@ -50,44 +63,79 @@ class MemberRecord:
     version: int
     prompt_version: str
     event_time_ms: int
+    model_version: str = ""
+    updated_at_ms: int = 0
 
 
-@dataclass
 class IndexStore:
-    """Posts in a FAISS index, members in a dict, with versions and remembered deletes."""
+    """Posts in a kNN backend with columnar metadata, members in a dict, remembered deletes.
 
-    dim: int
-    model_version: str
-    posts: PostIndex = field(init=False)
-    freshness: FreshnessWindow = field(default_factory=FreshnessWindow)
+    Example::
 
-    def __post_init__(self) -> None:
-        self.posts = PostIndex(self.dim)
-        self._post_records: dict[str, PostRecord] = {}
-        self._members: dict[str, MemberRecord] = {}
-        self._deleted: set[str] = set()
-        self._by_author: dict[str, set[str]] = {}
-        self._lock = threading.Lock()
+        store = IndexStore(384, "all-MiniLM-L6-v2@d7fab4550a5e+pct")
+        store.apply("post", "p1", update)
+        store.search(query, k=10, flt=PostFilter(languages=frozenset({"en"})))
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        model_version: str,
+        backend: VectorBackend | None = None,
+        settings: IndexSettings | None = None,
+    ) -> None:
+        self.dim = dim
+        self.model_version = model_version
+        self.settings = settings or IndexSettings()
+        self.backend = backend or make_backend(self.settings, dim)
+        self.freshness = FreshnessWindow()
+        self.table = PostTable()
+        self.id_map = IdMap()
+        self.members: dict[str, MemberRecord] = {}
+        self.deleted: set[str] = set()
+        self.lock = threading.Lock()
 
     def apply(
         self, entity: Entity, entity_id: str, update: EmbeddingUpdate | None, *, live: bool = True
     ) -> Outcome:
-        """Apply one record of ``embeddings.<entity>s``; ``None`` is a tombstone.
+        """Apply one record; raises ``InvalidUpdate`` for an update that must not apply."""
+        [result] = self.apply_batch([StoreUpdate(entity, entity_id, update)], live=live)
+        if isinstance(result, InvalidUpdate):
+            raise result
+        return result
+
+    def apply_batch(
+        self, records: Sequence[StoreUpdate], *, live: bool = True
+    ) -> list[Outcome | InvalidUpdate]:
+        """Apply records in order; each gets its outcome or the ``InvalidUpdate`` it raised.
 
         ``live=False`` (replaying history at start-up) skips freshness observations, which
         would measure the replay, not the pipeline.
         """
-        if update is not None:
-            self.validate(update, entity, entity_id)
-        with self._lock:
-            if update is None and entity == "post":
-                return self._delete_post(entity_id)
-            if update is None:
-                return self._drop_member(entity_id)
-            outcome = self._upsert_post(update) if entity == "post" else self._upsert_member(update)
-        if outcome == "applied" and live:
-            self.freshness.observe(entity, time.time() - update.event_time_ms / 1000)
-        return outcome
+        results: list[Outcome | InvalidUpdate] = []
+        pending = PendingVectors()
+        now_ms = int(time.time() * 1000)
+        with self.lock:
+            for record in records:
+                try:
+                    results.append(self._apply_one(record, pending, now_ms))
+                except InvalidUpdate as error:
+                    results.append(error)
+            pending.flush(self.backend)
+        if live:
+            self._observe_freshness(records, results)
+        return results
+
+    def _apply_one(self, record: StoreUpdate, pending: PendingVectors, now_ms: int) -> Outcome:
+        entity, entity_id, update = record
+        if update is None:
+            if entity == "post":
+                return self._delete_post(entity_id, pending)
+            return "removed" if self.members.pop(entity_id, None) else "absent"
+        self.validate(update, entity, entity_id)
+        if entity == "post":
+            return self._upsert_post(update, pending, now_ms)
+        return self._upsert_member(update, now_ms)
 
     def validate(self, update: EmbeddingUpdate, entity: Entity, entity_id: str) -> None:
         """Raise ``InvalidUpdate`` unless the update fits this store."""
@@ -111,86 +159,120 @@ class IndexStore:
         if not np.isfinite(update.vector()).all():
             raise InvalidUpdate("non_finite", f"{entity_id}: vector holds NaN or infinity")
 
-    def _upsert_post(self, update: EmbeddingUpdate) -> Outcome:
-        post_id = update.entity_id
-        if post_id in self._deleted:
+    def _upsert_post(
+        self, update: EmbeddingUpdate, pending: PendingVectors, now_ms: int
+    ) -> Outcome:
+        if update.entity_id in self.deleted:
             return "dropped_deleted"
-        current = self._post_records.get(post_id)
-        if current is not None and update.version <= current.version:
+        int_id = self.id_map.assign(update.entity_id)
+        held = self.table.version_of(int_id)
+        if held is not None and update.version <= held:
             return "stale"
-        self.posts.upsert(post_id, update.vector())
-        now_ms = int(time.time() * 1000)
-        self._post_records[post_id] = PostRecord(
-            update.version,
-            dict(update.attrs),
-            update.model_version,
-            update.prompt_version,
-            update.event_time_ms,
-            now_ms,
-        )
-        author = update.attrs.get("author_id")
-        if isinstance(author, str):
-            self._by_author.setdefault(author, set()).add(post_id)
+        pending.touch(int_id, was_indexed=held is not None)
+        pending.put(int_id, update.vector())
+        self.table.put(int_id, update, now_ms)
         return "applied"
 
-    def _delete_post(self, post_id: str) -> Outcome:
-        self._deleted.add(post_id)
-        record = self._post_records.pop(post_id, None)
-        if record is None:
+    def _delete_post(self, post_id: str, pending: PendingVectors) -> Outcome:
+        self.deleted.add(post_id)
+        int_id = self.id_map.get(post_id)
+        if int_id is None or self.table.version_of(int_id) is None:
             return "absent"
-        self.posts.remove(post_id)
-        author = record.attrs.get("author_id")
-        if isinstance(author, str):
-            self._by_author.get(author, set()).discard(post_id)
+        pending.touch(int_id, was_indexed=True)
+        pending.drop(int_id)
+        self.table.clear(int_id)
         return "removed"
 
-    def _upsert_member(self, update: EmbeddingUpdate) -> Outcome:
-        current = self._members.get(update.entity_id)
+    def _upsert_member(self, update: EmbeddingUpdate, now_ms: int) -> Outcome:
+        current = self.members.get(update.entity_id)
         if current is not None and update.version <= current.version:
             return "stale"
-        self._members[update.entity_id] = MemberRecord(
-            update.vector(), update.version, update.prompt_version, update.event_time_ms
+        self.members[update.entity_id] = MemberRecord(
+            update.vector(),
+            update.version,
+            update.prompt_version,
+            update.event_time_ms,
+            update.model_version,
+            now_ms,
         )
         return "applied"
 
-    def _drop_member(self, member_id: str) -> Outcome:
-        return "removed" if self._members.pop(member_id, None) else "absent"
+    def _observe_freshness(
+        self, records: Sequence[StoreUpdate], results: Sequence[Outcome | InvalidUpdate]
+    ) -> None:
+        now = time.time()
+        for record, result in zip(records, results, strict=True):
+            if result == "applied" and record.update is not None:
+                self.freshness.observe(record.entity, now - record.update.event_time_ms / 1000)
 
     def member(self, member_id: str) -> MemberRecord | None:
         """The member's current record, or None if no embedding has arrived."""
-        with self._lock:
-            return self._members.get(member_id)
+        with self.lock:
+            return self.members.get(member_id)
 
     def post(self, post_id: str) -> PostRecord | None:
         """The indexed post's record, or None if unknown or deleted."""
-        with self._lock:
-            return self._post_records.get(post_id)
+        with self.lock:
+            int_id = self.id_map.get(post_id)
+            if int_id is None or self.table.version_of(int_id) is None:
+                return None
+            return self.table.record(int_id)
 
     def is_deleted(self, post_id: str) -> bool:
         """Whether a delete of ``post_id`` has been applied."""
-        with self._lock:
-            return post_id in self._deleted
+        with self.lock:
+            return post_id in self.deleted
 
     def search(
-        self,
-        query: np.ndarray,
-        k: int,
-        exclude_authors: Iterable[str] = (),
-        exclude_posts: Iterable[str] = (),
+        self, query: np.ndarray, k: int, flt: PostFilter = NO_FILTER
     ) -> list[tuple[Hit, PostRecord]]:
-        """Top-``k`` posts for ``query``; posts by ``exclude_authors`` are filtered out first."""
-        with self._lock:
-            excluded = set(exclude_posts)
-            for author in exclude_authors:
-                excluded |= self._by_author.get(author, set())
-            hits = self.posts.search(query, k, exclude=excluded)
-            return [(hit, self._post_records[hit.post_id]) for hit in hits]
+        """Top-``k`` posts for ``query`` (dim,) among those passing ``flt`` (applied before
+        top-k: ``k`` results whenever ``k`` posts pass)."""
+        queries = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
+        with self.lock:
+            scores, ids = self._search(queries, k, flt)
+            return [
+                (Hit(self.id_map.name(int(i)), float(s)), self.table.record(int(i)))
+                for s, i in zip(scores[0], ids[0], strict=True)
+                if i >= 0
+            ]
+
+    def _search(
+        self, queries: np.ndarray, k: int, flt: PostFilter
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), both (B, k'), k' = min(k, eligible posts)."""
+        allowed = None if flt.is_empty else self.table.mask(flt, self.id_map)
+        eligible = self.table.count if allowed is None else int(allowed.sum())
+        k = min(k, eligible)
+        if k <= 0:
+            return np.empty((len(queries), 0), np.float32), np.empty((len(queries), 0), np.int64)
+        if allowed is not None and self._small(eligible):
+            return exact_subset_search(self.backend, np.flatnonzero(allowed), queries, k)
+        scores, ids = self.backend.search(queries, k, allowed)
+        if not self.backend.exact and bool((ids < 0).any()):
+            # an approximate backend can miss allowed posts under a selective filter (or
+            # tombstones): the exact scan of the eligible set keeps the k guarantee
+            eligible_ids = np.flatnonzero(self.table.live if allowed is None else allowed)
+            return exact_subset_search(self.backend, eligible_ids, queries, k)
+        return scores, ids
+
+    def _small(self, eligible: int) -> bool:
+        """Whether ``eligible`` posts are few enough to gather and scan exactly."""
+        limit = min(
+            self.settings.subset_scan_max, self.settings.subset_scan_fraction * self.table.count
+        )
+        return eligible <= limit
+
+    def maintain(self) -> bool:
+        """Backend upkeep (IVF training, HNSW rebuild); True if it changed anything."""
+        with self.lock:
+            return self.backend.maintain()
 
     def counts(self) -> dict[str, int]:
         """Vectors held per entity, and remembered deletes."""
-        with self._lock:
+        with self.lock:
             return {
-                "posts": len(self.posts),
-                "members": len(self._members),
-                "deleted_posts": len(self._deleted),
+                "posts": self.table.count,
+                "members": len(self.members),
+                "deleted_posts": len(self.deleted),
             }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from index_store import PostFilter
 from schemas import AttrValue
-from schemas.fields import EntityId
+from schemas.events import PostFormat
+from schemas.fields import EntityId, Label
 
 
 class FeedItem(BaseModel):
@@ -17,6 +19,7 @@ class FeedItem(BaseModel):
     score: float = Field(description="cosine similarity between query and post")
     author_id: str | None = None
     format: str | None = None
+    language: str | None = None
     created_at_ms: int | None = None
 
 
@@ -29,6 +32,32 @@ class FeedResponse(BaseModel):
     model_version: str
 
 
+class SearchFilters(BaseModel):
+    """Which posts may be returned; applied before top-k, so ``k`` results come back whenever
+    ``k`` posts pass. Lists are "any of"; omitted fields do not filter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    languages: list[Label] | None = None
+    formats: list[PostFormat] | None = None
+    authors: list[EntityId] | None = None
+    created_after_ms: int | None = Field(None, ge=0, description="created at or after")
+    exclude_post_ids: list[EntityId] = Field(
+        default_factory=list, description="e.g. posts the member already saw"
+    )
+
+    def post_filter(self, exclude_authors: frozenset[str] = frozenset()) -> PostFilter:
+        """The index store's filter for these conditions."""
+        return PostFilter(
+            languages=None if self.languages is None else frozenset(self.languages),
+            formats=None if self.formats is None else frozenset(self.formats),
+            authors=None if self.authors is None else frozenset(self.authors),
+            exclude_authors=exclude_authors,
+            created_after_ms=self.created_after_ms,
+            exclude_posts=frozenset(self.exclude_post_ids),
+        )
+
+
 class RetrieveRequest(BaseModel):
     """Retrieve by a member's vector or by free text; exactly one of the two."""
 
@@ -36,6 +65,7 @@ class RetrieveRequest(BaseModel):
     text: str | None = Field(None, min_length=1)
     k: int = Field(10, ge=1)
     exclude_own_posts: bool = Field(True, description="with member_id: skip their own posts")
+    filters: SearchFilters = Field(default_factory=SearchFilters)
 
     @model_validator(mode="after")
     def _exactly_one_query(self) -> RetrieveRequest:
@@ -73,4 +103,9 @@ class IndexStats(BaseModel):
     applied: int
     lag: int
     model_version: str
+    backend: str = Field(description="kNN backend: flat, ivf, hnsw or torch")
+    start: str = Field(
+        description="how the index started: restored (from a snapshot) or the reason it "
+        "replayed its topics (no_snapshot, offsets_out_of_retention, ...)"
+    )
     freshness_seconds: dict[str, dict[str, float]]

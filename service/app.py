@@ -2,7 +2,7 @@
 
 Example::
 
-    uvicorn.run(create_app(KafkaSettings(), ServiceSettings(), EncoderSettings()))
+    uvicorn.run(create_app(KafkaSettings(), ServiceSettings(), EncoderSettings(), IndexSettings()))
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from index_store import IndexStore
+from index_store import IndexSettings
 from models.encoder import TextEncoder
 from models.settings import EncoderSettings
 from service.errors import install_error_handlers
@@ -33,26 +33,31 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    kafka: KafkaSettings, settings: ServiceSettings, encoder_settings: EncoderSettings
+    kafka: KafkaSettings,
+    settings: ServiceSettings,
+    encoder_settings: EncoderSettings,
+    index_settings: IndexSettings,
 ) -> FastAPI:
-    """The API app; the model and index are loaded when the app starts (lifespan)."""
+    """The API app; the model and index are loaded when the app starts (lifespan), and a
+    final index snapshot is written when it stops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         encoder = await asyncio.to_thread(TextEncoder.load, encoder_settings)
         await asyncio.to_thread(ensure_topics, kafka)
         metrics = ServiceMetrics(CollectorRegistry())
-        store = IndexStore(encoder.dim, encoder.model_version)
-        feed = IndexFeed(kafka, store, metrics)
-        metrics.bind(store, feed.ready.is_set)
+        feed = IndexFeed(
+            kafka, index_settings, metrics, dim=encoder.dim, model_version=encoder.model_version
+        )
         try:
             await feed.start()
         except BaseException:
-            await feed.stop()
+            await feed.stop(snapshot=False)
             raise
+        metrics.bind(feed.store, feed.ready.is_set)
         task = asyncio.create_task(feed.run(), name="index-feed")
         task.add_done_callback(_stop_on_feed_failure)
-        app.state.service = ServiceState(settings, encoder, store, feed, metrics, task)
+        app.state.service = ServiceState(settings, encoder, feed, metrics, task)
         try:
             yield
         finally:

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from index_store import Hit, PostRecord
+from index_store import Hit, PostFilter, PostRecord
+from schemas.events import PostFormat
 from schemas.fields import EntityId
 from service.api import (
     FeedItem,
@@ -17,6 +18,7 @@ from service.api import (
     PostInfo,
     RetrieveRequest,
     RetrieveResponse,
+    SearchFilters,
 )
 from service.errors import ApiError, not_ready
 from service.state import ServiceState
@@ -63,25 +65,43 @@ def metrics(request: Request) -> Response:
 
 @router.get("/v1/members/{member_id}/feed", response_model=FeedResponse)
 def member_feed(
-    request: Request, member_id: MemberIdPath, k: Annotated[int, Query(ge=1)] = 10
+    request: Request,
+    member_id: MemberIdPath,
+    k: Annotated[int, Query(ge=1)] = 10,
+    language: Annotated[list[str] | None, Query(description="any of these languages")] = None,
+    format: Annotated[list[PostFormat] | None, Query(description="any of these formats")] = None,
+    author: Annotated[list[EntityId] | None, Query(description="any of these authors")] = None,
+    created_after_ms: Annotated[int | None, Query(ge=0)] = None,
+    exclude: Annotated[list[EntityId] | None, Query(description="post ids to skip")] = None,
 ) -> FeedResponse:
-    """The member's feed: kNN over posts with the member's vector, own posts excluded."""
+    """The member's feed: kNN over posts with the member's vector, own posts excluded,
+    optionally filtered (filters apply before top-k)."""
     state = _ready_state(request)
+    filters = SearchFilters(
+        languages=language,
+        formats=format,
+        authors=author,
+        created_after_ms=created_after_ms,
+        exclude_post_ids=exclude or [],
+    )
     with state.metrics.query_duration.labels("feed").time():
-        items = _member_items(state, member_id, _bounded_k(state, k), exclude_own=True)
+        flt = _post_filter(state, filters, exclude_author=member_id)
+        items = _member_items(state, member_id, _bounded_k(state, k), flt)
     return FeedResponse(member_id=member_id, items=items, model_version=state.store.model_version)
 
 
 @router.post("/v1/retrieve", response_model=RetrieveResponse)
 def retrieve(request: Request, body: RetrieveRequest) -> RetrieveResponse:
-    """kNN by a member's vector or by free text."""
+    """kNN by a member's vector or by free text, optionally filtered."""
     state = _ready_state(request)
     k = _bounded_k(state, body.k)
     with state.metrics.query_duration.labels("retrieve").time():
         if body.member_id is not None:
-            items = _member_items(state, body.member_id, k, body.exclude_own_posts)
+            own = body.member_id if body.exclude_own_posts else None
+            flt = _post_filter(state, body.filters, exclude_author=own)
+            items = _member_items(state, body.member_id, k, flt)
         else:
-            items = _text_items(state, body.text or "", k)
+            items = _text_items(state, body.text or "", k, _post_filter(state, body.filters))
     return RetrieveResponse(items=items, model_version=state.store.model_version)
 
 
@@ -104,6 +124,8 @@ def stats(request: Request) -> IndexStats:
         applied=state.feed.applied,
         lag=state.feed.lag(),
         model_version=state.store.model_version,
+        backend=state.store.backend.name,
+        start=state.feed.plan.reason if state.feed.plan else "starting",
         freshness_seconds=freshness,
         **state.store.counts(),
     )
@@ -115,20 +137,32 @@ def _bounded_k(state: ServiceState, k: int) -> int:
     return k
 
 
-def _member_items(state: ServiceState, member_id: str, k: int, exclude_own: bool) -> list[FeedItem]:
+def _post_filter(
+    state: ServiceState, filters: SearchFilters, exclude_author: str | None = None
+) -> PostFilter:
+    limit = state.settings.max_excluded_posts
+    if len(filters.exclude_post_ids) > limit:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"{len(filters.exclude_post_ids)} excluded posts; limit {limit}",
+        )
+    return filters.post_filter(frozenset([exclude_author] if exclude_author else []))
+
+
+def _member_items(state: ServiceState, member_id: str, k: int, flt: PostFilter) -> list[FeedItem]:
     member = state.store.member(member_id)
     if member is None:
         raise ApiError(404, "not_found", f"member {member_id!r} has no embedding in the index")
-    authors = [member_id] if exclude_own else []
-    return _items(state.store.search(member.vector, k, exclude_authors=authors))
+    return _items(state.store.search(member.vector, k, flt))
 
 
-def _text_items(state: ServiceState, text: str, k: int) -> list[FeedItem]:
+def _text_items(state: ServiceState, text: str, k: int, flt: PostFilter) -> list[FeedItem]:
     limit = state.settings.max_text_chars
     if len(text) > limit:
         raise ApiError(413, "payload_too_large", f"text has {len(text)} characters; limit {limit}")
     query = state.encoder.encode([text])[0]
-    return _items(state.store.search(query, k))
+    return _items(state.store.search(query, k, flt))
 
 
 def _items(results: list[tuple[Hit, PostRecord]]) -> list[FeedItem]:
@@ -138,6 +172,7 @@ def _items(results: list[tuple[Hit, PostRecord]]) -> list[FeedItem]:
             score=hit.score,
             author_id=_str_or_none(record.attrs.get("author_id")),
             format=_str_or_none(record.attrs.get("format")),
+            language=_str_or_none(record.attrs.get("language")),
             created_at_ms=_int_or_none(record.attrs.get("created_at_ms")),
         )
         for hit, record in results

@@ -15,4 +15,5 @@ class ServiceSettings(BaseSettings):
     port: int = Field(8080, ge=0, le=65_535)
     max_k: int = Field(1_000, ge=1, description="largest k a request may ask for")
     max_text_chars: int = Field(10_000, ge=1, description="longer query text gets 413")
+    max_excluded_posts: int = Field(10_000, ge=0, description="longer exclude lists get 413")
     log_level: str = "warning"

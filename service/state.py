@@ -18,10 +18,14 @@ class ServiceState:
 
     settings: ServiceSettings
     encoder: TextEncoder
-    store: IndexStore
     feed: IndexFeed
     metrics: ServiceMetrics
     feed_task: asyncio.Task[None]
+
+    @property
+    def store(self) -> IndexStore:
+        """The index the feed fills."""
+        return self.feed.store
 
     @property
     def feed_alive(self) -> bool:

@@ -6,7 +6,7 @@ tests can run several roles in one process and read the numbers back.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -79,6 +79,43 @@ class EmbedMetrics(StreamMetrics):
             "feedline_embed_updates",
             "Embedding updates published, by entity and operation.",
             ["entity", "op"],
+            registry=registry,
+        )
+
+
+class IndexMetrics(StreamMetrics):
+    """The index feed's metrics: snapshots, restores, rebuilds."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(registry)
+        self.snapshots = Counter(
+            "feedline_index_snapshots",
+            "Index snapshots attempted, by outcome (written, failed).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.snapshot_duration = Histogram(
+            "feedline_index_snapshot_duration_seconds",
+            "Time to capture and write one index snapshot.",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+            registry=registry,
+        )
+        self.snapshot_age = Gauge(
+            "feedline_index_snapshot_age_seconds",
+            "Seconds since the newest snapshot was written (since start if none yet).",
+            registry=registry,
+        )
+        self.rebuilds = Counter(
+            "feedline_index_rebuilds",
+            "Starts that rebuilt the index by replaying its topics instead of restoring a "
+            "snapshot, by reason (no_snapshot, model_version_changed, "
+            "offsets_out_of_retention, offsets_past_end).",
+            ["reason"],
+            registry=registry,
+        )
+        self.start_duration = Gauge(
+            "feedline_index_start_seconds",
+            "Seconds the last start took to load its snapshot (0 when it replayed).",
             registry=registry,
         )
 

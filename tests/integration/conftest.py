@@ -62,6 +62,9 @@ class Pipeline:
             "FEEDLINE_PROMPTS_METRICS_PORT": str(self.prompts_metrics_port),
             "FEEDLINE_EMBED_METRICS_PORT": str(self.embed_metrics_port),
             "FEEDLINE_EMBED_POLL_TIMEOUT_MS": "50",
+            "FEEDLINE_INDEX_SNAPSHOT_DIR": str(workdir / "snapshots"),
+            "FEEDLINE_INDEX_SNAPSHOT_INTERVAL_S": "2",
+            "FEEDLINE_INDEX_CONSUMER_GROUP": f"{kafka.topic_prefix}index",
         }
         self.roles: RoleGroup = pipeline_roles(self.env, workdir / "logs", self.service_port)
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from index_store import IndexStore, InvalidUpdate
+from index_store import IndexStore, InvalidUpdate, PostFilter
 from schemas import EmbeddingUpdate, Entity, InvalidRecord, decode
 
 DIM = 16
@@ -126,7 +126,7 @@ def test_deleted_post_leaves_its_author_set(store: IndexStore) -> None:
     store.apply("post", "p1", update("p1", 1, author="a1"))
     store.apply("post", "p2", update("p2", 1, author="a2"))
     store.apply("post", "p1", None)
-    assert top_ids(store, unit(0), 10, exclude_authors=["a1"]) == ["p2"]
+    assert top_ids(store, unit(0), 10, flt=PostFilter(exclude_authors=frozenset({"a1"}))) == ["p2"]
 
 
 # --- replay --------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ def test_member_upsert_stale_and_tombstone(store: IndexStore) -> None:
     assert (record.version, record.prompt_version) == (2, "member-simple-1")
     assert np.array_equal(record.vector, v2)
     assert store.counts() == {"posts": 0, "members": 1, "deleted_posts": 0}
-    assert len(store.posts) == 0  # members never enter the post index
+    assert len(store.backend) == 0  # members never enter the post index
     assert store.apply("member", "m1", None) == "removed"
     assert store.apply("member", "m1", None) == "absent"
     assert store.member("m1") is None
@@ -285,7 +285,7 @@ def test_exclude_authors_still_returns_k(store: IndexStore) -> None:
     for i, (post_id, vector) in enumerate(others.items()):
         store.apply("post", post_id, update(post_id, 1, vector, author=f"o{i % 3}"))
     assert all(p.startswith("mine") for p in top_ids(store, query, 10))
-    hits = store.search(query, 10, exclude_authors=["me"])
+    hits = store.search(query, 10, PostFilter(exclude_authors=frozenset({"me"})))
     assert len(hits) == 10
     assert all(record.attrs["author_id"] != "me" for _, record in hits)
     expected = sorted(others, key=lambda p: -float(others[p] @ query))[:10]
@@ -295,14 +295,16 @@ def test_exclude_authors_still_returns_k(store: IndexStore) -> None:
 def test_exclude_posts_and_authors_combine(store: IndexStore) -> None:
     for i in range(6):
         store.apply("post", f"p{i}", update(f"p{i}", 1, author="a" if i < 3 else "b"))
-    remaining = top_ids(store, unit(0), 10, exclude_authors=["a"], exclude_posts=["p4"])
+    flt = PostFilter(exclude_authors=frozenset({"a"}), exclude_posts=frozenset({"p4"}))
+    remaining = top_ids(store, unit(0), 10, flt=flt)
     assert sorted(remaining) == ["p3", "p5"]
-    assert top_ids(store, unit(0), 10, exclude_authors=["nobody"]) != []
+    assert top_ids(store, unit(0), 10, flt=PostFilter(exclude_authors=frozenset({"nobody"}))) != []
 
 
 def test_posts_without_author_are_never_author_filtered(store: IndexStore) -> None:
     store.apply("post", "p1", update("p1", 1, author=None))
-    assert top_ids(store, unit(0), 5, exclude_authors=["None", ""]) == ["p1"]
+    flt = PostFilter(exclude_authors=frozenset({"None", ""}))
+    assert top_ids(store, unit(0), 5, flt=flt) == ["p1"]
 
 
 # --- freshness -----------------------------------------------------------------------------
