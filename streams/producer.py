@@ -48,7 +48,6 @@ class EventProducer:
                 "partitioner": "murmur2_random",
                 "linger.ms": linger_ms,
                 "compression.type": "lz4",
-                "log_level": 4,  # warnings and up; librdkafka logs every reconnect at info
             }
         )
         self._failures: list[str] = []

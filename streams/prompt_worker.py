@@ -35,6 +35,7 @@ from streams.topics import (
     MEMBERS_PROFILE,
     POSTS_CREATED,
     POSTS_DELETED,
+    ensure_changelog_topics,
     ensure_topics,
 )
 
@@ -111,6 +112,7 @@ def run_prompt_worker(
 ) -> None:
     """Create missing topics, expose metrics, and run the worker until SIGTERM/SIGINT."""
     ensure_topics(kafka)
+    ensure_changelog_topics(kafka, kafka.topic(settings.app_id), TABLES)
     metrics = PromptMetrics(CollectorRegistry())
     if settings.metrics_port:
         serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)

@@ -45,6 +45,7 @@ class KafkaSettings(BaseSettings):
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            "log_level": 4,  # warnings and up; librdkafka logs every reconnect at info
         }
         if self.sasl_mechanism:
             config["sasl.mechanism"] = self.sasl_mechanism

@@ -110,6 +110,34 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> list[str]:
     return created
 
 
+def ensure_changelog_topics(
+    kafka: KafkaSettings, app_id: str, tables: Iterable[str], timeout_s: float = 30.0
+) -> list[str]:
+    """Create the compacted changelog topics Faust would create for ``tables`` of app
+    ``app_id`` (its cluster name), and wait until the cluster reports their partitions.
+
+    Faust creates missing changelogs itself, but a consumer that fetched metadata while one
+    was still being created caches it with 0 partitions for minutes, and the first table write
+    then fails its co-partitioning check (``PartitionsMismatch``), killing the agent.
+    """
+    names = [f"{app_id}-{table}-changelog" for table in tables]
+    admin = AdminClient(kafka.confluent_config())
+    existing = admin.list_topics(timeout=timeout_s).topics
+    new_topics = [
+        NewTopic(
+            name,
+            num_partitions=kafka.partitions,
+            replication_factor=kafka.replication_factor,
+            config={"cleanup.policy": "compact"},
+        )
+        for name in names
+        if name not in existing
+    ]
+    created = _create_new(admin, new_topics, timeout_s)
+    _wait_for_metadata(admin, names, timeout_s)
+    return created
+
+
 def partition_counts(
     kafka: KafkaSettings, topics: Iterable[str], timeout_s: float = 30.0
 ) -> dict[str, int]:
@@ -132,6 +160,12 @@ def _create(
         )
         for s in specs
     ]
+    return _create_new(admin, new_topics, timeout_s)
+
+
+def _create_new(admin: AdminClient, new_topics: list[NewTopic], timeout_s: float) -> list[str]:
+    if not new_topics:
+        return []
     created = []
     for name, future in admin.create_topics(new_topics, request_timeout=timeout_s).items():
         try:
@@ -156,11 +190,12 @@ def _check_co_partitioning(admin: AdminClient, kafka: KafkaSettings, timeout_s: 
 
 
 def _wait_for_metadata(admin: AdminClient, names: list[str], timeout_s: float) -> dict[str, Any]:
-    """Cluster metadata once every topic in ``names`` shows up (creation propagates async)."""
+    """Cluster metadata once every topic in ``names`` shows up with its partitions (creation
+    propagates asynchronously; a topic being created is listed with none)."""
     deadline = time.monotonic() + timeout_s
     while True:
         topics = admin.list_topics(timeout=timeout_s).topics
-        missing = [n for n in names if n not in topics]
+        missing = [n for n in names if n not in topics or not topics[n].partitions]
         if not missing:
             return dict(topics)
         if time.monotonic() > deadline:

@@ -27,6 +27,7 @@ def test_defaults() -> None:
     assert kafka.confluent_config() == {
         "bootstrap.servers": "127.0.0.1:9092",
         "security.protocol": "PLAINTEXT",
+        "log_level": 4,
     }
     assert kafka.aiokafka_config() == {
         "bootstrap_servers": ["127.0.0.1:9092"],
@@ -80,6 +81,7 @@ def test_sasl_confluent_config_passes_the_password() -> None:
     assert sasl().confluent_config() == {
         "bootstrap.servers": "broker:9094",
         "security.protocol": "SASL_PLAINTEXT",
+        "log_level": 4,
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "feedline",
         "sasl.password": PASSWORD,
