@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration bench lock schemas clean
+.PHONY: setup demo test check unit integration bench bench-index-1m lock schemas clean
 
 setup: $(STAMP)  ## create .venv with the locked dependencies and feedline installed (editable)
 
@@ -38,6 +38,16 @@ bench: setup  ## the CPU benchmarks; one JSON object per line (DESIGN.md "Benchm
 	$(BIN)/python -m bench.sketch_accuracy
 	$(BIN)/python -m bench.prompt_render
 	$(BIN)/python -m bench.reembed_rate
+	$(BIN)/python -m bench.index_knn --sizes 200000 --backends flat,ivf,hnsw,torch
+	$(BIN)/python -m bench.index_apply --size 200000 --backends flat,ivf,torch
+	$(BIN)/python -m bench.index_filter --size 200000 --backends flat,ivf,hnsw,torch
+	$(BIN)/python -m bench.index_snapshot --size 200000 --backends flat,ivf
+
+bench-index-1m: setup  ## the index benchmarks at 1M vectors (about 25 minutes on 2 cores)
+	$(BIN)/python -m bench.index_knn --sizes 1000000 --backends flat,ivf,hnsw,torch
+	$(BIN)/python -m bench.index_apply --size 1000000 --backends flat,ivf,torch
+	$(BIN)/python -m bench.index_filter --size 1000000 --backends flat,ivf,torch
+	$(BIN)/python -m bench.index_snapshot --size 1000000 --backends flat,ivf
 
 lock:  ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile --quiet --python-version 3.11 pyproject.toml --extra dev \

@@ -17,6 +17,7 @@ import typer
 
 from feedline.errors import FeedlineError
 from feedline.logs import configure_logging, log_effective_config
+from feedline.snapshot_cli import snapshot_app
 
 if TYPE_CHECKING:
     from processors.token_budget import TokenMeter
@@ -33,6 +34,7 @@ for sub, name in (
     (schemas_app, "schemas"),
     (world_app, "world"),
     (topics_app, "topics"),
+    (snapshot_app, "snapshot"),
 ):
     app.add_typer(sub, name=name)
 
@@ -124,16 +126,17 @@ def serve(
     """Run the index store + query service (HTTP) until SIGTERM."""
     import uvicorn
 
+    from index_store import IndexSettings
     from models.settings import EncoderSettings
     from service.app import create_app
     from service.settings import ServiceSettings
     from streams.settings import KafkaSettings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    kafka, encoder = KafkaSettings(), EncoderSettings()
+    kafka, encoder, index = KafkaSettings(), EncoderSettings(), IndexSettings()
     settings = ServiceSettings().model_copy(update=overrides)
-    log_effective_config("serve", kafka, settings, encoder)
-    api = create_app(kafka, settings, encoder)
+    log_effective_config("serve", kafka, settings, encoder, index)
+    api = create_app(kafka, settings, encoder, index)
     uvicorn.run(api, host=settings.host, port=settings.port, log_level=settings.log_level)
 
 

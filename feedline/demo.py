@@ -28,6 +28,7 @@ import numpy as np
 from confluent_kafka import KafkaException
 from rich.console import Console
 
+from feedline.demo_analytics import export_and_query, restart_service
 from feedline.demo_report import print_member_feeds
 from feedline.errors import FeedlineError
 from feedline.processes import RoleGroup, pipeline_roles
@@ -68,6 +69,8 @@ class DemoConfig:
     live_posts: int = 30
     live_interval_s: float = 0.25
     keep_running: bool = False
+    analytics_dir: Path = Path(".feedline/demo/analytics")
+    """Where the demo exports its index snapshots for DuckDB (kept after the demo)."""
     timeout_s: float = 900.0
     show_members: int = 3
 
@@ -98,6 +101,8 @@ def _run_on(
         "FEEDLINE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "FEEDLINE_LOG_LEVEL": "INFO",
         "FEEDLINE_PROMPTS_DATA_DIR": str(workdir / "prompts"),
+        "FEEDLINE_INDEX_SNAPSHOT_DIR": str(workdir / "snapshots"),
+        "FEEDLINE_INDEX_SNAPSHOT_INTERVAL_S": "10",
     }
     world = generate_world(
         WorldConfig(
@@ -126,9 +131,16 @@ def _run_on(
         backfill_s = time.monotonic() - started - settled.seconds
         freshness = _live_phase(kafka, client, live, config, roles)
         summary = _evaluate(client, world, freshness, backfill_s, published, config)
+        restart_s, start = restart_service(
+            roles["serve"], client, lambda check, what: _wait(check, what, roles, 180)
+        )
+        summary.update(restart_ready_s=round(restart_s, 1), restart_start=start)
         if config.keep_running:
             _hold(port, bootstrap, workdir)
-        return summary
+    export_and_query(
+        console, workdir / "snapshots", config.analytics_dir, world.members[0]["member_id"]
+    )
+    return summary
 
 
 def _split_live(world: World, live_posts: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
