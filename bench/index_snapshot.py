@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.common import emit
 from bench.index_workload import MODEL, bench_settings, corpus, filled_store
-from index_store.persistence import NATIVE_FILE, capture, restore
+from index_store.persistence import capture, restore, write_snapshot
 from index_store.snapshots import SnapshotStore
 
 BENCH = "index_snapshot"
@@ -36,23 +36,9 @@ def run(size: int, dim: int, backend: str, root: Path) -> None:
     started = time.perf_counter()
     image = capture(store, root)
     captured_s = time.perf_counter() - started
-    native = image.native_file
-
-    def move_native(path: Path) -> None:
-        assert native is not None
-        native.replace(path)
-
-    snapshot = SnapshotStore(root, keep=1).write(
-        image.posts,
-        image.members,
-        image.deleted,
-        model_version=MODEL,
-        embedding_dim=dim,
-        backend=image.backend,
-        next_int_id=image.next_int_id,
-        offsets={("embeddings.posts", 0): size},
-        extra_files={NATIVE_FILE: move_native} if native else {},
-    )
+    snapshots = SnapshotStore(root, keep=1)
+    offsets = {("embeddings.posts", 0): size}
+    snapshot = write_snapshot(snapshots, image, model_version=MODEL, dim=dim, offsets=offsets)
     write_s = time.perf_counter() - started
     del image
 

@@ -28,13 +28,27 @@ class PendingVectors:
         self._vectors[int_id] = None
 
     def flush(self, backend: VectorBackend) -> None:
-        """Remove every replaced or deleted vector, then add every new one."""
-        stale = [i for i, indexed in self._was_indexed.items() if indexed]
-        if stale:
-            backend.remove(np.array(stale, dtype=np.int64))
-        fresh = [(i, v) for i, v in self._vectors.items() if v is not None]
-        if fresh:
-            ids = np.array([i for i, _ in fresh], dtype=np.int64)
-            backend.add(ids, np.stack([v for _, v in fresh]).astype(np.float32, copy=False))
+        """Remove deleted vectors, replace re-embedded ones, add new ones (one call each)."""
+        removed: list[int] = []
+        replaced: list[tuple[int, np.ndarray]] = []
+        added: list[tuple[int, np.ndarray]] = []
+        for int_id, vector in self._vectors.items():
+            indexed = self._was_indexed[int_id]
+            if vector is None:
+                removed += [int_id] if indexed else []
+            else:
+                (replaced if indexed else added).append((int_id, vector))
+        if removed:
+            backend.remove(np.array(removed, dtype=np.int64))
+        if replaced:
+            backend.replace(*_arrays(replaced))
+        if added:
+            backend.add(*_arrays(added))
         self._vectors.clear()
         self._was_indexed.clear()
+
+
+def _arrays(pairs: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (n,) int64, vectors (n, dim) float32) from (id, vector) pairs."""
+    ids = np.array([i for i, _ in pairs], dtype=np.int64)
+    return ids, np.stack([v for _, v in pairs]).astype(np.float32, copy=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from index_store.backends import VectorBackend, load_backend, make_backend
 from index_store.id_map import IdMap
 from index_store.post_table import CODED_ATTRS, TIME_ABSENT, TIME_NONE, PostColumns
 from index_store.settings import IndexSettings
-from index_store.snapshots import Snapshot
+from index_store.snapshots import Snapshot, SnapshotStore
 from index_store.store import IndexStore, MemberRecord
 from index_store.vocabulary import ABSENT
 from schemas.snapshot import DELETED_SCHEMA, members_schema, posts_schema
@@ -60,6 +61,36 @@ def capture(store: IndexStore, scratch_dir: Path) -> StoreImage:
             backend=store.backend.name,
             native_file=native,
         )
+
+
+def write_snapshot(
+    snapshots: SnapshotStore,
+    image: StoreImage,
+    *,
+    model_version: str,
+    dim: int,
+    offsets: Mapping[tuple[str, int], int],
+) -> Snapshot:
+    """Write ``image`` with the ``offsets`` it covers as the newest snapshot; the native
+    backend file (if any) is moved into it. The caller unlinks ``image.native_file`` if this
+    raises."""
+    native = image.native_file
+
+    def move_native(path: Path) -> None:
+        assert native is not None
+        native.replace(path)
+
+    return snapshots.write(
+        image.posts,
+        image.members,
+        image.deleted,
+        model_version=model_version,
+        embedding_dim=dim,
+        backend=image.backend,
+        next_int_id=image.next_int_id,
+        offsets=offsets,
+        extra_files={NATIVE_FILE: move_native} if native is not None else {},
+    )
 
 
 def _fixed_size(vectors: np.ndarray, dim: int) -> pa.FixedSizeListArray:

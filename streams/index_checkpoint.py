@@ -15,12 +15,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from aiokafka import TopicPartition
 
 from index_store import IndexSettings, IndexStore
-from index_store.persistence import NATIVE_FILE, StoreImage, capture
+from index_store.persistence import StoreImage, capture, write_snapshot
 from index_store.snapshots import Snapshot, SnapshotStore
 from streams.metrics import IndexMetrics
 
@@ -104,21 +103,10 @@ class IndexCheckpointer:
         log.info("index snapshot %s: %s", snapshot.manifest.snapshot_id, snapshot.manifest.counts)
 
     def _write_files(self, store: IndexStore, image: StoreImage, positions: Positions) -> Snapshot:
-        native = image.native_file
-
-        def move_native(path: Path) -> None:
-            assert native is not None
-            native.replace(path)
-
-        extra = {NATIVE_FILE: move_native} if native is not None else {}
-        return self.snapshots.write(
-            image.posts,
-            image.members,
-            image.deleted,
+        return write_snapshot(
+            self.snapshots,
+            image,
             model_version=store.model_version,
-            embedding_dim=store.dim,
-            backend=image.backend,
-            next_int_id=image.next_int_id,
+            dim=store.dim,
             offsets={(tp.topic, tp.partition): offset for tp, offset in positions.items()},
-            extra_files=extra,
         )

@@ -32,6 +32,10 @@ class VectorBackend(Protocol):
         """Add ``vectors`` (n, dim) float32 under ``ids`` (n,) int64, none of them present."""
         ...
 
+    def replace(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Give ``ids`` (n,), all present, new ``vectors`` (n, dim) (re-embeddings)."""
+        ...
+
     def remove(self, ids: np.ndarray) -> None:
         """Remove ``ids`` (n,) int64; ids not present are ignored."""
         ...

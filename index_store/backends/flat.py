@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
-from index_store.backends._arrays import as_ids, as_vectors, bitmap, check_k, finish
+from index_store.backends._arrays import (
+    as_ids,
+    as_vectors,
+    bitmap,
+    check_k,
+    finish,
+    grown,
+    lookup,
+)
 from index_store.backends._faiss import remove_by_id, search_params, use_blas_for_query_batches
 from index_store.backends.errors import BackendError
 
@@ -31,6 +40,7 @@ class FlatBackend:
     def __init__(self, dim: int, index: faiss.IndexIDMap2 | None = None) -> None:
         self.dim = dim
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._positions: np.ndarray | None = None  # id -> row in the flat array, -1 absent
         use_blas_for_query_batches()
 
     def __len__(self) -> int:
@@ -39,13 +49,38 @@ class FlatBackend:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add ``vectors`` (n, dim) under ``ids`` (n,)."""
         ids = as_ids(ids)
+        first_row = len(self)
         self._index.add_with_ids(as_vectors(vectors, self.dim, len(ids)), ids)
+        if self._positions is not None and ids.size:
+            self._positions = grown(self._positions, int(ids.max()) + 1, -1)
+            self._positions[ids] = np.arange(first_row, first_row + len(ids))
+
+    def replace(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Overwrite the stored vectors of present ``ids`` in place: O(dim) each, where a
+        removal would compact the whole array and rebuild the id hash map (about a second
+        per call at 1M vectors)."""
+        ids = as_ids(ids)
+        rows = lookup(self._row_of(), ids)
+        if (rows < 0).any():
+            raise BackendError(f"replace: ids {ids[rows < 0][:5]} are not present")
+        flat: Any = faiss.downcast_index(self._index.index)  # IndexFlatIP; stubs lack get_xb
+        stored = faiss.rev_swig_ptr(flat.get_xb(), len(self) * self.dim)  # a view, no copy
+        stored.reshape(len(self), self.dim)[rows] = as_vectors(vectors, self.dim, len(ids))
+
+    def _row_of(self) -> np.ndarray:
+        """id -> row array, rebuilt from the id list after removals compacted the rows."""
+        if self._positions is None:
+            ids = self.ids()
+            self._positions = np.full(int(ids.max()) + 1 if ids.size else 0, -1, np.int64)
+            self._positions[ids] = np.arange(len(ids))
+        return self._positions
 
     def remove(self, ids: np.ndarray) -> None:
         """Remove ``ids``; unknown ones are ignored. O(n) per call (the flat array is compacted)."""
         ids = as_ids(ids)
         if ids.size:
             remove_by_id(self._index, ids)
+            self._positions = None
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None

@@ -91,6 +91,11 @@ class HnswBackend:
         self._live += len(ids)
         self._live_bits = None
 
+    def replace(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """New vectors for present ``ids``: removal, then insertion."""
+        self.remove(ids)
+        self.add(ids, vectors)
+
     def remove(self, ids: np.ndarray) -> None:
         """Tombstone ``ids``; unknown ones are ignored."""
         labels = self._labels_of(as_ids(ids))

@@ -74,6 +74,11 @@ class IvfBackend:
         else:
             self._lists.add_with_ids(vectors, ids)
 
+    def replace(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """New vectors for present ``ids``: removal, then insertion."""
+        self.remove(ids)
+        self.add(ids, vectors)
+
     def remove(self, ids: np.ndarray) -> None:
         """Remove ``ids``; unknown ones are ignored."""
         ids = as_ids(ids)

@@ -92,6 +92,11 @@ class TorchScanBackend:
         self._slot_ids = _grow(self._slot_ids, capacity, -1)
         self._slot_to_id = grown(self._slot_to_id, capacity, -1)
 
+    def replace(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """New vectors for present ``ids``: removal, then insertion."""
+        self.remove(ids)
+        self.add(ids, vectors)
+
     def remove(self, ids: np.ndarray) -> None:
         """Free the slots of ``ids``; unknown ones are ignored."""
         slots = lookup(self._id_to_slot, as_ids(ids))

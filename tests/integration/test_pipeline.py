@@ -161,6 +161,47 @@ def test_bad_events_are_dead_lettered_and_processing_goes_on(
     assert metric_value(metrics_url, "feedline_events_total", dead) == 3.0
 
 
+def test_filters_apply_before_top_k_over_http(
+    kafka: KafkaSettings, client: QueryClient, pipeline: Pipeline
+) -> None:
+    publish(
+        kafka,
+        profile("filt", "Data engineer", ["Apache Spark", "streaming"]),
+        post("f-en-video", "Spark streaming pipelines at scale", language="en", format="video"),
+        post("f-de-text", "Spark Streaming: Datenpipelines im grossen Massstab", language="de"),
+        post("f-en-text", "Tuning Spark batch jobs for throughput", language="en"),
+    )
+    wait_visible(client, "f-en-video", "f-de-text", "f-en-text")
+    wait_until(lambda: _has_member(client, "filt"), VISIBLE_DEADLINE_S, "member vector")
+    feed_url = f"{pipeline.url}/v1/members/filt/feed"
+
+    def feed(**params: object) -> list[str]:
+        response = httpx.get(feed_url, params={"k": 50, **params}, timeout=10)
+        assert response.status_code == 200, response.text
+        return [item["post_id"] for item in response.json()["items"]]
+
+    assert feed(language="en", format="video") == ["f-en-video"]
+    assert set(feed(language=["en", "de"], exclude="f-en-video")) == {"f-de-text", "f-en-text"}
+    assert feed(created_after_ms=4_000_000_000_000) == []
+    by_text = client.retrieve(text="Spark streaming pipelines", k=5)
+    assert len(by_text.items) == 5  # unfiltered: other tests' posts fill up k
+    filtered = httpx.post(
+        f"{pipeline.url}/v1/retrieve",
+        json={"text": "Spark streaming pipelines", "k": 5, "filters": {"languages": ["de"]}},
+        timeout=10,
+    ).json()
+    assert [item["post_id"] for item in filtered["items"]] == ["f-de-text"]
+    assert filtered["items"][0]["language"] == "de"
+    too_many = {"text": "x", "filters": {"exclude_post_ids": [f"p{i}" for i in range(10_001)]}}
+    for body, status in [
+        (too_many, 413),
+        ({"text": "x", "filters": {"formats": ["hologram"]}}, 422),
+        ({"text": "x", "filters": {"colour": "red"}}, 422),
+    ]:
+        response = httpx.post(f"{pipeline.url}/v1/retrieve", json=body, timeout=10)
+        assert response.status_code == status, response.text
+
+
 def test_api_errors_have_status_and_body(client: QueryClient, pipeline: Pipeline) -> None:
     cases = [
         ("GET", "/v1/members/nobody/feed", None, 404, "not_found"),

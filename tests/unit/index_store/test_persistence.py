@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from index_store import IndexSettings, IndexStore, StoreUpdate
-from index_store.persistence import NATIVE_FILE, capture, restore
+from index_store.persistence import NATIVE_FILE, capture, restore, write_snapshot
 from index_store.snapshots import Snapshot, SnapshotStore
 from schemas import EmbeddingUpdate, Entity
 
@@ -62,18 +62,10 @@ def filled(settings: IndexSettings) -> IndexStore:
 
 
 def snapshot_of(store: IndexStore, root: Path) -> Snapshot:
+    offsets = {("embeddings.posts", 0): 321}
     image = capture(store, root)
-    native = image.native_file
-    return SnapshotStore(root, keep=2).write(
-        image.posts,
-        image.members,
-        image.deleted,
-        model_version=MODEL,
-        embedding_dim=DIM,
-        backend=image.backend,
-        next_int_id=image.next_int_id,
-        offsets={("embeddings.posts", 0): 321},
-        extra_files={NATIVE_FILE: lambda path: native.replace(path)} if native else {},
+    return write_snapshot(
+        SnapshotStore(root, keep=2), image, model_version=MODEL, dim=DIM, offsets=offsets
     )
 
 

@@ -89,3 +89,28 @@ def test_wrong_vector_shape_is_rejected(flat) -> None:
         flat.add(np.array([1]), np.zeros((1, 5), dtype=np.float32))
     with pytest.raises(BackendError, match="k must be"):
         flat.search(np.zeros((1, flat.dim), dtype=np.float32), 0)
+
+
+@pytest.mark.parametrize("after", ["add", "remove", "nothing"])
+def test_replace_overwrites_in_place_like_remove_then_add(flat, data, brute_force, after) -> None:
+    if after == "remove":  # rows were compacted: the id -> row map must be rebuilt
+        flat.remove(data.ids[:50])
+    elif after == "add":
+        flat.add(np.array([10**6, 10**6 + 1]), data.queries[:2])
+    targets = data.ids[100:400:3]
+    new = np.roll(data.vectors[100:400:3], 1, axis=0)
+    flat.replace(targets, new)
+    np.testing.assert_array_equal(flat.reconstruct(targets), new)
+    np.testing.assert_array_equal(flat.reconstruct(data.ids[60:99]), data.vectors[60:99])
+    ids = flat.ids()
+    expected_vectors = {int(i): v for i, v in zip(ids, flat.reconstruct(ids), strict=True)}
+    assert len(flat) == len(expected_vectors)
+    scores, found = flat.search(data.queries, 10)
+    keys = np.array(list(expected_vectors))
+    true_scores, true_ids = brute_force(
+        keys, np.stack(list(expected_vectors.values())), data.queries, 10
+    )
+    np.testing.assert_allclose(scores, true_scores, atol=1e-5)
+    np.testing.assert_array_equal(found, true_ids)
+    with pytest.raises(BackendError, match="not present"):
+        flat.replace(np.array([10**7]), data.vectors[:1])
