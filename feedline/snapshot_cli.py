@@ -104,7 +104,7 @@ def query_drift(
     """How post embeddings moved between two exported snapshots (default: the two newest)."""
     from index_store.analytics import EMBEDDING_DRIFT_SQL, TOP_DRIFT_SQL, list_snapshot_ids
 
-    ids = list_snapshot_ids(out / "feedline.duckdb")
+    ids = list_snapshot_ids(_database(out))
     if (from_snapshot is None or to_snapshot is None) and len(ids) < 2:
         raise IndexStoreError(f"drift needs two exported snapshots; {out} has {len(ids)}")
     params: dict[str, object] = {
@@ -129,13 +129,17 @@ def query_counts(out: ExportDir = DEFAULT_EXPORT_DIR) -> None:
     _print(["snapshot", "model_version", "posts", "members"], _query(out, COUNTS_BY_MODEL_SQL, {}))
 
 
-def _query(out: Path, sql: str, params: dict[str, object]) -> list[tuple[object, ...]]:
-    from index_store.analytics import run_query
-
+def _database(out: Path) -> Path:
     db = out / "feedline.duckdb"
     if not db.exists():
         raise IndexStoreError(f"{db} does not exist; run `feedline snapshot export` first")
-    return run_query(db, sql, params)
+    return db
+
+
+def _query(out: Path, sql: str, params: dict[str, object]) -> list[tuple[object, ...]]:
+    from index_store.analytics import run_query
+
+    return run_query(_database(out), sql, params)
 
 
 def _print(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

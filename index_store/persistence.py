@@ -105,8 +105,7 @@ def _posts_table(store: IndexStore, ids: np.ndarray) -> pa.Table:
     needs_json = table.created_at[ids] == TIME_ABSENT
     for name in CODED_ATTRS:
         needs_json |= table.codes[name][ids] == ABSENT
-    extra = np.fromiter((int(i) in table.extra for i in ids), dtype=bool, count=len(ids))
-    needs_json |= extra
+    needs_json |= np.isin(ids, np.fromiter(table.extra, dtype=np.int64, count=len(table.extra)))
     attrs_json: list[str | None] = [None] * len(ids)
     for row in np.flatnonzero(needs_json):
         attrs_json[row] = json.dumps(table.attrs(int(ids[row])), sort_keys=True)
