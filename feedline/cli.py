@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from feedline.errors import FeedlineError
+from feedline.export_cli import export_app
 from feedline.logs import configure_logging, log_effective_config
 from feedline.snapshot_cli import snapshot_app
+from feedline.train_cli import train_app
 
 if TYPE_CHECKING:
     from processors.token_budget import TokenMeter
@@ -35,6 +37,8 @@ for sub, name in (
     (world_app, "world"),
     (topics_app, "topics"),
     (snapshot_app, "snapshot"),
+    (export_app, "export"),
+    (train_app, "train"),
 ):
     app.add_typer(sub, name=name)
 
@@ -129,14 +133,15 @@ def serve(
     from index_store import IndexSettings
     from models.settings import EncoderSettings
     from service.app import create_app
+    from service.ranker_settings import RankerSettings
     from service.settings import ServiceSettings
     from streams.settings import KafkaSettings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     kafka, encoder, index = KafkaSettings(), EncoderSettings(), IndexSettings()
-    settings = ServiceSettings().model_copy(update=overrides)
-    log_effective_config("serve", kafka, settings, encoder, index)
-    api = create_app(kafka, settings, encoder, index)
+    settings, ranker = ServiceSettings().model_copy(update=overrides), RankerSettings()
+    log_effective_config("serve", kafka, settings, encoder, index, ranker)
+    api = create_app(kafka, settings, encoder, index, ranker)
     uvicorn.run(api, host=settings.host, port=settings.port, log_level=settings.log_level)
 
 

@@ -218,6 +218,23 @@ class IndexStore:
                 return None
             return self.table.record(int_id)
 
+    def post_vectors(self, post_ids: Sequence[str]) -> tuple[np.ndarray, list[PostRecord | None]]:
+        """Stored vectors (n, dim) float32 and records of ``post_ids``; a post that is not
+        indexed (unknown or deleted) gets a zero row and None."""
+        vectors = np.zeros((len(post_ids), self.dim), np.float32)
+        with self.lock:
+            int_ids = [self.id_map.get(p) for p in post_ids]
+            live = [i is not None and self.table.version_of(i) is not None for i in int_ids]
+            rows = [n for n, ok in enumerate(live) if ok]
+            if rows:
+                ids = np.array([int_ids[n] for n in rows], np.int64)
+                vectors[rows] = self.backend.reconstruct(ids)
+            records = [
+                self.table.record(i) if ok and i is not None else None
+                for i, ok in zip(int_ids, live, strict=True)
+            ]
+        return vectors, records
+
     def is_deleted(self, post_id: str) -> bool:
         """Whether a delete of ``post_id`` has been applied."""
         with self.lock:

@@ -88,7 +88,7 @@ class TextEncoder:
         resize_for_new_tokens(model, tokenizer, new_tokens)
         model = model.to(_device(settings))
         model.eval()
-        version = model_version(path) + ("+pct" if new_tokens else "")
+        version = encoder_version(path, new_tokens)
         log.info("loaded encoder %s (%s pooling, dim %d)", version, pooling, config.hidden_size)
         return cls(model, tokenizer, settings, pooling, version)
 
@@ -160,6 +160,12 @@ def model_version(path: Path) -> str:
         digest.update(f"{file.relative_to(path)}:{file.stat().st_size}".encode())
     name = "all-MiniLM-L6-v2" if path == default_model_path() else path.name
     return f"{name}@{digest.hexdigest()[:12]}"
+
+
+def encoder_version(path: Path, new_tokens: Sequence[str]) -> str:
+    """The ``model_version`` of embeddings from ``path`` with ``new_tokens`` added (the
+    percentile tokens change what the model computes, so they change the version)."""
+    return model_version(path) + ("+pct" if new_tokens else "")
 
 
 def load_tokenizer(settings: EncoderSettings) -> tuple[PreTrainedTokenizerBase, list[str]]:

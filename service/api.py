@@ -21,15 +21,57 @@ class FeedItem(BaseModel):
     format: str | None = None
     language: str | None = None
     created_at_ms: int | None = None
+    rank_score: float | None = Field(
+        None, description="the GR's combined score (ranked feeds only)"
+    )
+    task_scores: dict[str, float] | None = Field(
+        None, description="the GR's probability per task (ranked feeds only)"
+    )
 
 
 class FeedResponse(BaseModel):
-    """A member's feed: posts nearest the member's vector, their own posts excluded."""
+    """A member's feed: retrieved by the member's vector (their own posts excluded), then
+    ranked by the GR when one is loaded; ``ranking`` says which order the items are in."""
 
     member_id: str
     items: list[FeedItem]
-    ranking: Literal["retrieval"] = "retrieval"
+    ranking: Literal["retrieval", "gr"] = "retrieval"
+    ranking_note: str | None = Field(
+        None, description="why the items are in retrieval order, when they are"
+    )
+    ranker_version: str | None = None
     model_version: str
+
+
+class RankRequest(BaseModel):
+    """Posts to score for a member with the GR ranker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: EntityId
+    post_ids: list[EntityId] = Field(min_length=1)
+    task_weights: dict[str, float] | None = Field(
+        None, description="weight per task of the combined score; default: the checkpoint's"
+    )
+    device: Label | None = Field(None, description="default: the member's last device")
+
+
+class RankedPost(BaseModel):
+    """One scored post."""
+
+    post_id: str
+    score: float = Field(description="sum over tasks of weight * probability")
+    task_scores: dict[str, float]
+
+
+class RankResponse(BaseModel):
+    """Scored posts, best first; posts the index does not hold are listed, not scored."""
+
+    member_id: str
+    items: list[RankedPost]
+    unknown_post_ids: list[str]
+    history_steps: int = Field(description="engagements of the member the ranker saw")
+    ranker_version: str
 
 
 class SearchFilters(BaseModel):
@@ -109,3 +151,7 @@ class IndexStats(BaseModel):
         "replayed its topics (no_snapshot, offsets_out_of_retention, ...)"
     )
     freshness_seconds: dict[str, dict[str, float]]
+    history_members: int = Field(description="members with engagement history held")
+    history_steps: int = Field(description="engagements held over all members")
+    ranker_version: str | None = Field(description="the loaded GR checkpoint, if any")
+    ranker_note: str | None = Field(description="why no GR ranker is loaded")

@@ -20,11 +20,16 @@ from prometheus_client import CollectorRegistry
 from index_store import IndexSettings
 from models.encoder import TextEncoder
 from models.settings import EncoderSettings
+from processors.engagement_history import MemberHistories
 from service.errors import install_error_handlers
 from service.metrics import ServiceMetrics
+from service.rank_routes import router as rank_router
+from service.ranker import Ranker
+from service.ranker_settings import RankerSettings
 from service.routes import router
 from service.settings import ServiceSettings
 from service.state import ServiceState
+from streams.history_feed import HistoryFeed
 from streams.index_feed import IndexFeed
 from streams.settings import KafkaSettings
 from streams.topics import ensure_topics
@@ -37,9 +42,10 @@ def create_app(
     settings: ServiceSettings,
     encoder_settings: EncoderSettings,
     index_settings: IndexSettings,
+    ranker_settings: RankerSettings,
 ) -> FastAPI:
-    """The API app; the model and index are loaded when the app starts (lifespan), and a
-    final index snapshot is written when it stops."""
+    """The API app; the models, the index and the member histories are loaded when the app
+    starts (lifespan), and a final index snapshot is written when it stops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,27 +60,51 @@ def create_app(
         except BaseException:
             await feed.stop(snapshot=False)
             raise
-        metrics.bind(feed.store, feed.ready.is_set)
-        task = asyncio.create_task(feed.run(), name="index-feed")
-        task.add_done_callback(_stop_on_feed_failure)
-        app.state.service = ServiceState(settings, encoder, feed, metrics, task)
+        histories = MemberHistories(ranker_settings.history_steps)
+        history_feed = HistoryFeed(kafka, histories)
+        try:
+            await history_feed.start()
+        except BaseException:
+            await feed.stop(snapshot=False)
+            raise
+        ranker = await asyncio.to_thread(Ranker.load, ranker_settings, feed.store, histories)
+        state = ServiceState(
+            settings,
+            encoder,
+            feed,
+            history_feed,
+            ranker,
+            metrics,
+            tasks=(
+                asyncio.create_task(feed.run(), name="index-feed"),
+                asyncio.create_task(history_feed.run(), name="history-feed"),
+            ),
+        )
+        metrics.bind(feed.store, lambda: state.ready)
+        for task in state.tasks:
+            task.add_done_callback(_stop_on_feed_failure)
+        app.state.service = state
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in state.tasks:
+                task.cancel()
+            for task in state.tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await history_feed.stop()
             await feed.stop()
 
     app = FastAPI(title="feedline query service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(rank_router)
     return app
 
 
 def _stop_on_feed_failure(task: asyncio.Task[None]) -> None:
-    """A dead feed would serve an index that silently stops changing: stop the process so
-    its supervisor restarts it (and ``/healthz`` fails until then)."""
+    """A dead feed would serve an index (or histories) that silently stops changing: stop the
+    process so its supervisor restarts it (and ``/healthz`` fails until then)."""
     if task.cancelled() or task.exception() is None:
         return
     log.critical("the index feed failed; stopping the service", exc_info=task.exception())

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from service.api import FeedResponse, IndexStats, PostInfo, RetrieveResponse
+from service.api import FeedResponse, IndexStats, PostInfo, RankResponse, RetrieveResponse
 
 
 class QueryClient:
@@ -60,6 +60,20 @@ class QueryClient:
         response = self._http.post("/v1/retrieve", json={k: v for k, v in body.items() if v})
         response.raise_for_status()
         return RetrieveResponse.model_validate(response.json())
+
+    def rank(
+        self,
+        member_id: str,
+        post_ids: list[str],
+        task_weights: dict[str, float] | None = None,
+    ) -> RankResponse:
+        """``POST /v1/rank``."""
+        body: dict[str, Any] = {"member_id": member_id, "post_ids": post_ids}
+        if task_weights is not None:
+            body["task_weights"] = task_weights
+        response = self._http.post("/v1/rank", json=body)
+        response.raise_for_status()
+        return RankResponse.model_validate(response.json())
 
     def post(self, post_id: str) -> PostInfo | None:
         """``GET /v1/posts/{post_id}``; None when the post is not indexed."""

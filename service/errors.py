@@ -15,7 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedline.errors import FeedlineError
 
-ErrorType = Literal["not_found", "payload_too_large", "validation", "not_ready", "http"]
+ErrorType = Literal[
+    "not_found", "payload_too_large", "validation", "not_ready", "ranker_unavailable", "http"
+]
 
 
 class ApiError(FeedlineError):

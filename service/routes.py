@@ -20,30 +20,19 @@ from service.api import (
     RetrieveResponse,
     SearchFilters,
 )
-from service.errors import ApiError, not_ready
-from service.state import ServiceState
+from service.errors import ApiError
+from service.rank_routes import rank_items
+from service.state import ServiceState, ready_state, service_state
 
 router = APIRouter()
 
 MemberIdPath = Annotated[EntityId, Path(description="member id")]
 
 
-def _state(request: Request) -> ServiceState:
-    state: ServiceState = request.app.state.service
-    return state
-
-
-def _ready_state(request: Request) -> ServiceState:
-    state = _state(request)
-    if not state.ready:
-        raise not_ready()
-    return state
-
-
 @router.get("/healthz")
 def healthz(request: Request) -> dict[str, str]:
     """Liveness: the process serves HTTP and its index feed is running."""
-    if not _state(request).feed_alive:
+    if not service_state(request).feed_alive:
         raise ApiError(503, "not_ready", "the index feed stopped; this process must restart")
     return {"status": "ok"}
 
@@ -51,7 +40,7 @@ def healthz(request: Request) -> dict[str, str]:
 @router.get("/readyz")
 def readyz(request: Request) -> dict[str, object]:
     """Readiness: 200 only once the index caught up with the end of its input topics."""
-    state = _ready_state(request)
+    state = ready_state(request)
     return {"status": "ready", **state.store.counts()}
 
 
@@ -59,7 +48,7 @@ def readyz(request: Request) -> dict[str, object]:
 def metrics(request: Request) -> Response:
     """Prometheus exposition of this role's metrics."""
     return Response(
-        generate_latest(_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
+        generate_latest(service_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST
     )
 
 
@@ -75,8 +64,9 @@ def member_feed(
     exclude: Annotated[list[EntityId] | None, Query(description="post ids to skip")] = None,
 ) -> FeedResponse:
     """The member's feed: kNN over posts with the member's vector, own posts excluded,
-    optionally filtered (filters apply before top-k)."""
-    state = _ready_state(request)
+    optionally filtered (filters apply before top-k); then, with a GR checkpoint loaded, the
+    ``feed_candidates`` nearest are ranked by the GR and the best ``k`` returned."""
+    state = ready_state(request)
     filters = SearchFilters(
         languages=language,
         formats=format,
@@ -86,14 +76,30 @@ def member_feed(
     )
     with state.metrics.query_duration.labels("feed").time():
         flt = _post_filter(state, filters, exclude_author=member_id)
-        items = _member_items(state, member_id, _bounded_k(state, k), flt)
-    return FeedResponse(member_id=member_id, items=items, model_version=state.store.model_version)
+        k = _bounded_k(state, k)
+        ranker = state.ranker
+        if ranker.checkpoint is None:
+            return FeedResponse(
+                member_id=member_id,
+                items=_member_items(state, member_id, k, flt),
+                ranking_note=f"retrieval order: {ranker.unavailable_reason}",
+                model_version=state.store.model_version,
+            )
+        pool = max(k, ranker.settings.feed_candidates)
+        items = rank_items(ranker, member_id, _member_items(state, member_id, pool, flt))[:k]
+    return FeedResponse(
+        member_id=member_id,
+        items=items,
+        ranking="gr",
+        ranker_version=ranker.version,
+        model_version=state.store.model_version,
+    )
 
 
 @router.post("/v1/retrieve", response_model=RetrieveResponse)
 def retrieve(request: Request, body: RetrieveRequest) -> RetrieveResponse:
     """kNN by a member's vector or by free text, optionally filtered."""
-    state = _ready_state(request)
+    state = ready_state(request)
     k = _bounded_k(state, body.k)
     with state.metrics.query_duration.labels("retrieve").time():
         if body.member_id is not None:
@@ -108,7 +114,7 @@ def retrieve(request: Request, body: RetrieveRequest) -> RetrieveResponse:
 @router.get("/v1/posts/{post_id}", response_model=PostInfo)
 def post_info(request: Request, post_id: Annotated[EntityId, Path()]) -> PostInfo:
     """An indexed post's attributes, versions and indexing time."""
-    record = _state(request).store.post(post_id)
+    record = service_state(request).store.post(post_id)
     if record is None:
         raise ApiError(404, "not_found", f"post {post_id!r} is not in the index")
     return PostInfo(post_id=post_id, **vars(record))
@@ -116,8 +122,9 @@ def post_info(request: Request, post_id: Annotated[EntityId, Path()]) -> PostInf
 
 @router.get("/v1/stats", response_model=IndexStats)
 def stats(request: Request) -> IndexStats:
-    """Index size, readiness, consumer lag and recent freshness percentiles."""
-    state = _state(request)
+    """Index size, readiness, consumer lag, recent freshness percentiles, member histories
+    and the ranker."""
+    state = service_state(request)
     freshness = {e: state.store.freshness.percentiles(e) for e in ("post", "member")}
     return IndexStats(
         ready=state.ready,
@@ -127,6 +134,10 @@ def stats(request: Request) -> IndexStats:
         backend=state.store.backend.name,
         start=state.feed.plan.reason if state.feed.plan else "starting",
         freshness_seconds=freshness,
+        history_members=len(state.histories),
+        history_steps=state.histories.steps(),
+        ranker_version=state.ranker.version,
+        ranker_note=state.ranker.unavailable_reason,
         **state.store.counts(),
     )
 

@@ -5,22 +5,31 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from fastapi import Request
+
 from index_store import IndexStore
 from models.encoder import TextEncoder
+from processors.engagement_history import MemberHistories
+from service.errors import not_ready
 from service.metrics import ServiceMetrics
+from service.ranker import Ranker
 from service.settings import ServiceSettings
+from streams.history_feed import HistoryFeed
 from streams.index_feed import IndexFeed
 
 
 @dataclass(frozen=True)
 class ServiceState:
-    """The loaded model, the index, the feed that fills it, and the metrics."""
+    """The loaded models, the index and the member histories, the feeds that fill them, and
+    the metrics."""
 
     settings: ServiceSettings
     encoder: TextEncoder
     feed: IndexFeed
+    history_feed: HistoryFeed
+    ranker: Ranker
     metrics: ServiceMetrics
-    feed_task: asyncio.Task[None]
+    tasks: tuple[asyncio.Task[None], ...]
 
     @property
     def store(self) -> IndexStore:
@@ -28,11 +37,30 @@ class ServiceState:
         return self.feed.store
 
     @property
+    def histories(self) -> MemberHistories:
+        """Each member's recent engagements, filled from the engagement stream."""
+        return self.history_feed.histories
+
+    @property
     def feed_alive(self) -> bool:
-        """False once the task applying updates has ended (it only ends by failing)."""
-        return not self.feed_task.done()
+        """False once a task applying updates has ended (they only end by failing)."""
+        return not any(task.done() for task in self.tasks)
 
     @property
     def ready(self) -> bool:
-        """True once the index caught up with its input topics."""
-        return self.feed.ready.is_set()
+        """True once the index and the histories caught up with their input topics."""
+        return self.feed.ready.is_set() and self.history_feed.ready.is_set()
+
+
+def service_state(request: Request) -> ServiceState:
+    """The state the app's lifespan stored."""
+    state: ServiceState = request.app.state.service
+    return state
+
+
+def ready_state(request: Request) -> ServiceState:
+    """The state, or 503 until the service is ready."""
+    state = service_state(request)
+    if not state.ready:
+        raise not_ready()
+    return state

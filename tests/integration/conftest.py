@@ -49,7 +49,9 @@ def kafka_factory(kafka_broker: LocalKafka) -> Callable[..., KafkaSettings]:
 class Pipeline:
     """The three roles running as processes against one topic prefix."""
 
-    def __init__(self, kafka: KafkaSettings, workdir: Path) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, workdir: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.kafka = kafka
         self.service_port = free_port()
         self.prompts_metrics_port = free_port()
@@ -65,6 +67,7 @@ class Pipeline:
             "FEEDLINE_INDEX_SNAPSHOT_DIR": str(workdir / "snapshots"),
             "FEEDLINE_INDEX_SNAPSHOT_INTERVAL_S": "2",
             "FEEDLINE_INDEX_CONSUMER_GROUP": f"{kafka.topic_prefix}index",
+            **(extra_env or {}),
         }
         self.roles: RoleGroup = pipeline_roles(self.env, workdir / "logs", self.service_port)
 
@@ -81,12 +84,13 @@ class Pipeline:
 @pytest.fixture(scope="module")
 def pipeline_factory(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[KafkaSettings], Pipeline]]:
-    """Start the roles for a ``KafkaSettings``; all are stopped when the module ends."""
+) -> Iterator[Callable[..., Pipeline]]:
+    """Start the roles for a ``KafkaSettings`` (plus extra env); all are stopped when the
+    module ends."""
     started: list[Pipeline] = []
 
-    def start(kafka: KafkaSettings) -> Pipeline:
-        pipeline = Pipeline(kafka, tmp_path_factory.mktemp("pipeline"))
+    def start(kafka: KafkaSettings, extra_env: dict[str, str] | None = None) -> Pipeline:
+        pipeline = Pipeline(kafka, tmp_path_factory.mktemp("pipeline"), extra_env)
         pipeline.roles.__enter__()
         started.append(pipeline)
         return pipeline

@@ -243,3 +243,20 @@ def _has_member(client: QueryClient, member_id: str) -> bool:
     except httpx.HTTPStatusError:
         return False
     return True
+
+
+def test_without_a_gr_checkpoint_feeds_say_they_are_in_retrieval_order(
+    kafka: KafkaSettings, client: QueryClient, pipeline: Pipeline
+) -> None:
+    publish(kafka, profile("unranked", "Analyst", ["SQL"]), post("u-1", "Window functions"))
+    wait_visible(client, "u-1")
+    wait_until(lambda: _has_member(client, "unranked"), VISIBLE_DEADLINE_S, "member vector")
+    feed = client.feed("unranked", k=3)
+    assert feed.ranking == "retrieval" and feed.ranker_version is None
+    assert feed.ranking_note == "retrieval order: no GR checkpoint configured"
+    assert all(item.rank_score is None for item in feed.items)
+    response = httpx.post(
+        f"{pipeline.url}/v1/rank", json={"member_id": "unranked", "post_ids": ["x"]}, timeout=10
+    )
+    assert response.status_code == 503 and response.json()["error_type"] == "ranker_unavailable"
+    assert client.stats().ranker_note == "no GR checkpoint configured"
