@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration bench bench-index-1m lock schemas clean
+.PHONY: setup demo test check unit integration bench bench-index-1m bench-gpu lock schemas clean
 
 setup: $(STAMP)  ## create .venv with the locked dependencies and feedline installed (editable)
 
@@ -42,6 +42,14 @@ bench: setup  ## the CPU benchmarks; one JSON object per line (DESIGN.md "Benchm
 	$(BIN)/python -m bench.index_apply --size 200000 --backends flat,ivf,torch
 	$(BIN)/python -m bench.index_filter --size 200000 --backends flat,ivf,hnsw,torch
 	$(BIN)/python -m bench.index_snapshot --size 200000 --backends flat,ivf
+	$(BIN)/python -m bench.gr_scoring --candidates 100,500
+	$(BIN)/python -m bench.gr_quality
+
+bench-gpu: setup  ## the GPU benchmarks (run through the device tool on a lent GPU)
+	$(BIN)/python -m bench.gr_attention --shapes 1000x500,4000x2000,8000x4000 --batch 8
+	$(BIN)/python -m bench.gr_scoring --device cuda --attention flex --candidates 100,500
+	$(BIN)/python -m bench.gr_scoring --device cuda --attention sdpa --candidates 100,500
+	$(BIN)/python -m bench.torch_scan --sizes 1000000,10000000 --dtype float16
 
 bench-index-1m: setup  ## the index benchmarks at 1M vectors (about 25 minutes on 2 cores)
 	$(BIN)/python -m bench.index_knn --sizes 1000000 --backends flat,ivf,hnsw,torch

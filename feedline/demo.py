@@ -6,7 +6,9 @@
 3. publish ``live_posts`` more posts one by one, stamped with the wall clock, and time how long
    each takes to become visible in the index (freshness);
 4. ask the feed of every member and score it: relevance@10 is the share of feed items on one
-   of the member's interests, against the share a random feed would get.
+   of the member's interests, against the share a random feed would get;
+5. restart the query service from its snapshot; export the engagements, train the GR ranker on
+   them, restart the service with it, and score the GR-ranked feeds the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from confluent_kafka import KafkaException
 from rich.console import Console
 
 from feedline.demo_analytics import export_and_query, restart_service
+from feedline.demo_ranking import train_and_rank
 from feedline.demo_report import print_member_feeds
 from feedline.errors import FeedlineError
 from feedline.processes import RoleGroup, pipeline_roles
@@ -135,6 +138,17 @@ def _run_on(
             roles["serve"], client, lambda check, what: _wait(check, what, roles, 180)
         )
         summary.update(restart_ready_s=round(restart_s, 1), restart_start=start)
+        summary.update(
+            train_and_rank(
+                console,
+                kafka,
+                workdir,
+                roles["serve"],
+                client,
+                world,
+                lambda check, what: _wait(check, what, roles, 180),
+            )
+        )
         if config.keep_running:
             _hold(port, bootstrap, workdir)
     export_and_query(
@@ -308,6 +322,8 @@ def _hold(port: int, bootstrap: str, workdir: Path) -> None:
         f"  curl -s 'http://127.0.0.1:{port}/v1/members/m00001/feed?k=10'\n"
         f"  curl -s -XPOST http://127.0.0.1:{port}/v1/retrieve -H 'content-type: application/json' "
         '-d \'{"text": "kubernetes cost optimisation", "k": 5}\'\n'
+        f"  curl -s -XPOST http://127.0.0.1:{port}/v1/rank -H 'content-type: application/json' "
+        '-d \'{"member_id": "m00001", "post_ids": ["p000001", "p000002"]}\'\n'
         f"  curl -s http://127.0.0.1:{port}/metrics | grep feedline_"
     )
     stop = threading.Event()

@@ -37,6 +37,31 @@ class GRInputs(NamedTuple):
     history_len: int
     """T: positions from ``history_len`` on are candidates (all of them when training: 0 K)."""
 
+    def batch_slice(self, lo: int, hi: int) -> GRInputs:
+        """Rows ``lo:hi`` of the batch."""
+        return GRInputs(
+            self.post_emb[lo:hi],
+            self.action[lo:hi],
+            self.gap[lo:hi],
+            self.device[lo:hi],
+            self.affinity[lo:hi],
+            self.profile[lo:hi],
+            self.history_len,
+        )
+
+    def first_candidates(self, n: int) -> GRInputs:
+        """The history and only the first ``n`` candidates."""
+        end = self.history_len + n
+        return GRInputs(
+            self.post_emb[:, :end],
+            self.action[:, :end],
+            self.gap[:, :end],
+            self.device[:, :end],
+            self.affinity[:, :end],
+            self.profile,
+            self.history_len,
+        )
+
     def to(self, device: torch.device | str) -> GRInputs:
         """The same batch on ``device``."""
         return GRInputs(

@@ -15,7 +15,7 @@ FULL = GRConfig(dropout=0.0)  # the default sizes: 384-d posts, 1,000-step histo
 def _separately(model: torch.nn.Module, inputs: GRInputs, chunk: int = 64) -> torch.Tensor:
     rows = one_per_row(inputs)
     scores = [
-        model.score_candidates(GRInputs(*(t[i : i + chunk] for t in rows[:6]), rows.history_len))
+        model.score_candidates(rows.batch_slice(i, i + chunk))
         for i in range(0, rows.action.shape[0], chunk)
     ]
     return torch.cat(scores)[:, 0]  # (K, N)
