@@ -13,7 +13,10 @@ Two implementations compute the same thing:
 - ``sdpa``: PyTorch ``scaled_dot_product_attention`` with a dense boolean ``(L, L)`` mask
   (with ``K = 0`` the causal flag, which lets it use fused kernels). Used on CPU.
 - ``flex``: FlexAttention with a block mask, so fully masked 128x128 tiles (candidate x
-  candidate) are skipped. Compiled on CUDA; on CPU it runs unfused (tests only).
+  candidate) are skipped. Compiled on CUDA; on CPU it runs unfused (tests only). Sequences
+  are padded to a multiple of the block size and ``T`` enters the mask as a tensor, so the
+  compiled kernel is reused across requests instead of recompiled for every (T, K): padded
+  keys fail ``kv <= q`` for every real query, and padded query rows are cut off.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import torch
 import torch.nn.functional as F
 
 AttentionImpl = Literal["auto", "sdpa", "flex"]
+FLEX_BLOCK = 128
+"""FlexAttention's default tile; flex sequences are padded to a multiple of it."""
 
 
 def shared_context_mask(
@@ -57,8 +62,10 @@ def attend(
     are candidates. Returns (B, H, L, Dh)."""
     length = q.shape[-2]
     if impl == "flex":
-        block_mask = _block_mask(history_len, length, q.device)
-        return _flex(q.device.type)(q, k, v, block_mask=block_mask)
+        padded = -(-length // FLEX_BLOCK) * FLEX_BLOCK
+        q, k, v = (F.pad(x, (0, 0, 0, padded - length)) for x in (q, k, v))
+        block_mask = _block_mask(history_len, padded, q.device)
+        return _flex(q.device.type)(q, k, v, block_mask=block_mask)[..., :length, :]
     if history_len == length:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
     mask = shared_context_mask(history_len, length - history_len, q.device)  # (L, L)
@@ -69,8 +76,10 @@ def attend(
 def _block_mask(history_len: int, length: int, device: torch.device) -> Any:
     from torch.nn.attention.flex_attention import create_block_mask
 
+    t = torch.tensor(history_len, device=device)  # a tensor, not a constant: no recompiles
+
     def mask_mod(b: Any, h: Any, q: Any, kv: Any) -> Any:
-        return (kv <= q) & ((kv < history_len) | (kv == q))
+        return (kv <= q) & ((kv < t) | (kv == q))
 
     return create_block_mask(mask_mod, None, None, length, length, device=device)
 

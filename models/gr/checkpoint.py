@@ -77,7 +77,10 @@ def load_checkpoint(directory: Path, device: torch.device | str = "cpu") -> GRCh
             f"cannot load a GR checkpoint from {directory}: {exc}; "
             "train one with `feedline train gr --out DIR`"
         ) from exc
-    model.to(device).eval()
+    try:
+        model.to(device).eval()
+    except (RuntimeError, AssertionError) as exc:  # e.g. "cuda" on a machine without CUDA
+        raise ModelLoadError(f"cannot move the GR checkpoint to {device}: {exc}") from exc
     return GRCheckpoint(model, card.pop("model_version"), card.pop("embedding_model_version"), card)
 
 

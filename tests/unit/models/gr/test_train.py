@@ -114,6 +114,9 @@ def test_checkpoint_round_trip_gives_identical_scores(trained: tuple, tmp_path: 
 def test_broken_checkpoints_fail_with_a_clear_error(trained: tuple, tmp_path: Path) -> None:
     _, result = trained
     save_checkpoint(result.model, tmp_path / "gr", embedding_model_version="emb-v1")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="cuda"):
+            load_checkpoint(tmp_path / "gr", "cuda")
     (tmp_path / "gr" / WEIGHTS_FILE).write_bytes(b"not safetensors")
     with pytest.raises(ModelLoadError, match="feedline train gr"):
         load_checkpoint(tmp_path / "gr")
