@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from feedline.dual_cli import eval_app, train_dual_encoder_command, world_training_set_command
+from feedline.dual_export_cli import export_training_set_command
 from feedline.errors import FeedlineError
 from feedline.export_cli import export_app
 from feedline.logs import configure_logging, log_effective_config
@@ -39,8 +41,12 @@ for sub, name in (
     (snapshot_app, "snapshot"),
     (export_app, "export"),
     (train_app, "train"),
+    (eval_app, "eval"),
 ):
     app.add_typer(sub, name=name)
+train_app.command("dual-encoder")(train_dual_encoder_command)
+export_app.command("training-set")(export_training_set_command)
+world_app.command("training-set")(world_training_set_command)
 
 log = logging.getLogger("feedline")
 LOG_LEVEL = os.environ.get("FEEDLINE_LOG_LEVEL", "INFO")

@@ -1,0 +1,68 @@
+"""Settings of dual-encoder fine-tuning (env prefix ``FEEDLINE_DUAL_TRAIN_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.dual.loss import MAX_TEMPERATURE, MIN_TEMPERATURE
+from models.encoder import default_model_path
+from models.settings import Device, Pooling
+
+
+class DualTrainSettings(BaseSettings):
+    """Base model, negatives, optimiser and schedule of InfoNCE fine-tuning."""
+
+    model_config = SettingsConfigDict(env_prefix="FEEDLINE_DUAL_TRAIN_", extra="ignore")
+
+    base_model_path: Path | None = Field(
+        None, description="a Hugging Face model directory; default: bundled all-MiniLM-L6-v2"
+    )
+    pooling: Pooling = Field("auto", description="auto: mean for encoders, last token for LLMs")
+    percentile_tokens: bool = Field(
+        True, description="register <view_pct>…</view_pct> wrappers as trainable special tokens"
+    )
+    max_length: int = Field(256, ge=8, le=32_768, description="tokens per prompt (truncation)")
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1, description="queries per step")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    hard_negatives: int = Field(
+        1, ge=0, le=8, description="shown-not-engaged posts per query (paper: 1 or 2 help)"
+    )
+    easy_negatives: int = Field(1, ge=0, le=64, description="random unseen posts per query")
+    learning_rate: float = Field(2e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(50, ge=0, description="linear warm-up, then a constant rate")
+    grad_clip: float = Field(1.0, gt=0)
+    temperature: float = Field(0.05, ge=MIN_TEMPERATURE, le=MAX_TEMPERATURE)
+    learn_temperature: bool = False
+    temperature_learning_rate: float = Field(
+        1e-3,
+        gt=0,
+        description="for log τ when learned; the encoder's rate would barely move it",
+    )
+    seed: int = 0
+    device: Device = "auto"
+    bf16: bool = Field(True, description="bf16 autocast of the forward pass on CUDA")
+    gradient_checkpointing: bool | None = Field(
+        None, description="recompute activations in backward; default: on CUDA only"
+    )
+
+    def base_path(self) -> Path:
+        """The base model directory (the bundled MiniLM when unset)."""
+        return self.base_model_path or default_model_path()
+
+    def torch_device(self) -> torch.device:
+        """``auto`` is CUDA when present."""
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def use_gradient_checkpointing(self) -> bool:
+        """The explicit choice, else on for CUDA."""
+        if self.gradient_checkpointing is None:
+            return self.torch_device().type == "cuda"
+        return self.gradient_checkpointing

@@ -1,0 +1,58 @@
+"""A training set (``schemas.training_set``) as the trainer's per-epoch example sampler.
+
+Every epoch draws fresh negatives for every stored example: ``hard_negatives`` of the
+member's shown-not-engaged posts and ``easy_negatives`` random posts the member never saw
+(``NegativeSampler`` guarantees neither is ever one of the member's positives).
+
+Example::
+
+    sampler = example_sampler(read_training_set(Path("train")), hard_negatives=1, easy_negatives=1)
+    train_dual_encoder(sampler, settings, out_dir)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from models.dual.examples import ContrastiveExample, ExampleSampler
+from models.dual.negatives import NegativeSampler
+from schemas.training_set import TrainingSet
+
+
+def example_sampler(
+    training_set: TrainingSet, *, hard_negatives: int, easy_negatives: int
+) -> ExampleSampler:
+    """``(epoch, rng) -> examples`` with freshly sampled negatives, in random order."""
+    negatives = NegativeSampler(training_set)
+    columns = training_set.examples.select(
+        ["member_id", "member_prompt", "post_id", "post_prompt"]
+    ).to_pydict()
+    rows = list(
+        zip(
+            columns["member_id"],
+            columns["member_prompt"],
+            columns["post_id"],
+            columns["post_prompt"],
+            strict=True,
+        )
+    )
+
+    def sample(epoch: int, rng: np.random.Generator) -> Sequence[ContrastiveExample]:
+        examples = []
+        for i in rng.permutation(len(rows)):
+            member, query, post, positive = rows[int(i)]
+            hard = negatives.hard(int(i), hard_negatives, rng)
+            easy = negatives.easy(member, easy_negatives, rng, exclude={post})
+            examples.append(
+                ContrastiveExample(
+                    query=query,
+                    positive=positive,
+                    hard_negatives=tuple(prompt for _, prompt in hard),
+                    easy_negatives=tuple(prompt for _, prompt in easy),
+                )
+            )
+        return examples
+
+    return sample

@@ -1,0 +1,497 @@
+"""The dual-encoder training set on disk: a directory of Parquet tables and a manifest.
+
+Built from the synthetic world (``feedline.dual_data``) or from Kafka
+(``streams.training_export``), read by the dual-encoder trainer and its evaluation. Time is
+split once: engagements with ``ts_ms < split_ms`` are the TRAIN period, the rest (the last
+``holdout_fraction`` of the engagement time span) the EVAL period. A positive is an engagement
+with action like, comment, share or long_dwell.
+
+``<dir>/``
+  - ``examples.parquet`` (`EXAMPLES_SCHEMA`): one row per (member, post) pair whose first
+    positive engagement is in the train period, at that time ``ts_ms`` (a like, a comment and
+    a long dwell on one post are one example, so a batch never holds a pair twice), in time
+    order. ``member_prompt`` is the member as of just before ``ts_ms``; ``post_prompt`` the
+    post as of ``ts_ms``; ``hard_negative_ids``/``_prompts`` up to ``max_hard_negatives``
+    posts the member was shown (impression) in the train period and never engaged with
+    positively (at any time), the impression nearest in time to ``ts_ms`` first.
+  - ``posts.parquet`` (`POSTS_SCHEMA`): every post with a prompt, as of the split;
+    ``popularity`` counts its non-impression engagements before the split.
+  - ``seen.parquet`` (`SEEN_SCHEMA`): every (member, post) pair with an impression, any time.
+  - ``positives.parquet`` (`POSITIVES_SCHEMA`): every (member, post) pair with a positive
+    engagement, any time, with the first one's time: what negatives must never be.
+  - ``eval.parquet`` (`EVAL_SCHEMA`): one row per member with a post first positively engaged
+    in the eval period (and present in posts.parquet): ``member_prompt`` as of the split,
+    ``relevant_post_ids`` those posts, ``seen_before_split`` posts impressed before the
+    split except relevant ones (a post shown just before the split and liked after it is a
+    target, not a post to exclude from retrieval).
+  - ``manifest.json`` (`TrainingManifest`), written last: a directory without one is
+    incomplete. ``counts`` holds every table's rows; reading checks them, so tables of two
+    different writes are never mixed.
+
+Example::
+
+    training_set = world_training_set(world, library)          # feedline.dual_data
+    write_training_set(Path("train"), training_set)
+    read_training_set(Path("train")).examples.num_rows         # 2,702
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
+
+from schemas.errors import SchemaError
+
+LAYOUT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+HistoryMode = Literal["positive", "all"]
+NumberFormat = Literal["percentile", "raw"]
+
+
+def _s(name: str) -> pa.Field:
+    return pa.field(name, pa.string(), nullable=False)
+
+
+def _i(name: str, nullable: bool = False) -> pa.Field:
+    return pa.field(name, pa.int64(), nullable=nullable)
+
+
+def _ids(name: str) -> pa.Field:
+    return pa.field(name, pa.list_(pa.field("item", pa.string(), nullable=False)), nullable=False)
+
+
+EXAMPLES_SCHEMA = pa.schema(
+    [_s("member_id"), _i("ts_ms"), _s("member_prompt"), _s("post_id"), _s("post_prompt"),
+     _ids("hard_negative_ids"), _ids("hard_negative_prompts")]
+)  # fmt: skip
+POSTS_SCHEMA = pa.schema(
+    [_s("post_id"), _s("post_prompt"), pa.field("author_id", pa.string()),
+     _i("created_at_ms", nullable=True), _i("popularity")]
+)  # fmt: skip
+SEEN_SCHEMA = pa.schema([_s("member_id"), _s("post_id")])
+POSITIVES_SCHEMA = pa.schema([_s("member_id"), _s("post_id"), _i("first_ts_ms")])
+EVAL_SCHEMA = pa.schema(
+    [_s("member_id"), _s("member_prompt"), _ids("relevant_post_ids"), _ids("seen_before_split")]
+)
+TABLES: dict[str, pa.Schema] = {
+    "examples": EXAMPLES_SCHEMA,
+    "posts": POSTS_SCHEMA,
+    "seen": SEEN_SCHEMA,
+    "positives": POSITIVES_SCHEMA,
+    "eval": EVAL_SCHEMA,
+}
+"""Table name → schema; each is stored as ``<name>.parquet``."""
+
+
+class TrainingSetError(SchemaError):
+    """A training-set directory or table is missing, incomplete or has the wrong columns."""
+
+
+class TrainingManifest(BaseModel):
+    """How a training set was made. ``counts`` has every table's rows, and may add more."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layout_version: Literal[1] = 1
+    split_ms: int
+    holdout_fraction: float = Field(ge=0.0, lt=1.0)
+    source: str
+    history: HistoryMode
+    numbers: NumberFormat
+    max_hard_negatives: NonNegativeInt
+    prompt_versions: dict[str, str] = Field(default_factory=dict)
+    counts: dict[str, NonNegativeInt]
+    created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+
+class TrainingSet(NamedTuple):
+    """A loaded training set: one Arrow table per file (schemas above) and the manifest."""
+
+    examples: pa.Table
+    """`EXAMPLES_SCHEMA`: train-period positives with their hard negatives, by time."""
+    posts: pa.Table
+    """`POSTS_SCHEMA`: the candidate posts, as of the split."""
+    seen: pa.Table
+    """`SEEN_SCHEMA`: impressed (member, post) pairs, any time."""
+    positives: pa.Table
+    """`POSITIVES_SCHEMA`: positively engaged (member, post) pairs, any time."""
+    eval: pa.Table
+    """`EVAL_SCHEMA`: eval-period targets per member."""
+    manifest: TrainingManifest
+
+
+def write_training_set(directory: str | os.PathLike[str], training_set: TrainingSet) -> None:
+    """Write ``training_set`` into ``directory`` (created if needed).
+
+    Every file is replaced atomically (temporary file, fsync, rename); the old manifest goes
+    first and the new one comes last, so a crash leaves a directory that reads as incomplete.
+
+    Raises:
+        TrainingSetError: a table does not match its schema, or the manifest's counts do not
+            match the tables.
+    """
+    path = Path(directory)
+    tables = {name: conform(getattr(training_set, name), name) for name in TABLES}
+    _check_counts(training_set.manifest, tables, str(path))
+    path.mkdir(parents=True, exist_ok=True)
+    (path / MANIFEST_FILE).unlink(missing_ok=True)
+    for name, table in tables.items():
+        _replace(path / f"{name}.parquet", partial(_write_parquet, table))
+    text = training_set.manifest.model_dump_json(indent=2) + "\n"
+    _replace(path / MANIFEST_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_training_set(directory: str | os.PathLike[str]) -> TrainingSet:
+    """Load a directory written by `write_training_set`, every table checked and conformed.
+
+    Raises:
+        TrainingSetError: the directory or a file is missing or unreadable, a table's columns
+            are missing or mistyped, or the row counts differ from the manifest.
+    """
+    path = Path(directory)
+    manifest = _read_manifest(path)
+    tables = {name: conform(_read_table(path / f"{name}.parquet"), name) for name in TABLES}
+    _check_counts(manifest, tables, str(path))
+    return TrainingSet(**tables, manifest=manifest)
+
+
+def conform(table: pa.Table, name: str) -> pa.Table:
+    """``table`` cast to the schema of table ``name`` (extra columns dropped), or an error
+    naming every missing or mistyped column, or the columns holding nulls."""
+    schema = TABLES[name]
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    wrong = [
+        f"{f.name}: expected {f.type}, got {table.schema.field(f.name).type}"
+        for f in schema
+        if f.name not in missing and not _compatible(table.schema.field(f.name).type, f.type)
+    ]
+    if missing or wrong:
+        raise TrainingSetError(
+            f"{name}: not a {name} table (missing columns {missing}, wrong types {wrong}); "
+            f"expected {', '.join(f'{f.name} {f.type}' for f in schema)}"
+        )
+    try:
+        columns = [table.column(f.name).cast(f.type) for f in schema]
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise TrainingSetError(f"{name}: {error}") from error
+    nulls = {f.name: c.null_count for f, c in zip(schema, columns, strict=True) if not f.nullable}
+    if any(nulls.values()):
+        raise TrainingSetError(f"{name}: required columns hold nulls {_nonzero(nulls)}")
+    conformed = pa.Table.from_arrays(columns, schema=schema)
+    _check_lists(conformed, name)
+    return conformed
+
+
+def _compatible(got: pa.DataType, expected: pa.DataType) -> bool:
+    if pa.types.is_dictionary(got):
+        got = got.value_type
+    if pa.types.is_null(got):
+        return True  # an all-null column: the null check decides
+    if pa.types.is_string(expected):
+        return pa.types.is_string(got) or pa.types.is_large_string(got)
+    if pa.types.is_integer(expected):
+        return pa.types.is_integer(got)
+    if pa.types.is_list(expected):
+        is_list = pa.types.is_list(got) or pa.types.is_large_list(got)
+        return is_list and _compatible(got.value_type, expected.value_type)
+    return bool(got.equals(expected))
+
+
+def _check_lists(table: pa.Table, name: str) -> None:
+    """No null list items, and as many hard negative prompts as ids in every example."""
+    for field in table.schema:
+        if pa.types.is_list(field.type):
+            flat = pc.list_flatten(table.column(field.name))
+            if flat.null_count:
+                raise TrainingSetError(f"{name}: {field.name} holds {flat.null_count} null items")
+    if name == "examples":
+        ids = pc.list_value_length(table.column("hard_negative_ids"))
+        prompts = pc.list_value_length(table.column("hard_negative_prompts"))
+        if table.num_rows and not pc.all(pc.equal(ids, prompts)).as_py():
+            raise TrainingSetError(
+                "examples: hard_negative_ids and hard_negative_prompts differ in length"
+            )
+
+
+def _nonzero(counts: dict[str, int]) -> dict[str, int]:
+    return {key: value for key, value in counts.items() if value}
+
+
+def _check_counts(manifest: TrainingManifest, tables: dict[str, pa.Table], where: str) -> None:
+    differ = {
+        name: (manifest.counts.get(name), table.num_rows)
+        for name, table in tables.items()
+        if manifest.counts.get(name) != table.num_rows
+    }
+    if differ:
+        raise TrainingSetError(
+            f"{where}: manifest counts differ from the tables {differ} (manifest, rows): files "
+            "of different writes, or a hand-edited manifest; rebuild the training set"
+        )
+
+
+def _read_manifest(path: Path) -> TrainingManifest:
+    file = path / MANIFEST_FILE
+    if not file.is_file():
+        raise TrainingSetError(
+            f"{path}: no {MANIFEST_FILE}: not a training set, or its write did not finish; "
+            "build it again (e.g. `feedline export training-set --out DIR`)"
+        )
+    try:
+        return TrainingManifest.model_validate(json.loads(file.read_text(encoding="utf-8")))
+    except (ValueError, ValidationError) as error:
+        raise TrainingSetError(f"{file}: not a valid training-set manifest: {error}") from error
+
+
+def _read_table(file: Path) -> pa.Table:
+    try:
+        return pq.read_table(file)
+    except (OSError, pa.ArrowException) as error:
+        raise TrainingSetError(f"{file}: not a readable Parquet file: {error}") from error
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd")
+
+
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` for a temporary file beside ``path``, fsync it, rename it over."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+# --- assembling the tables from an engagement log ------------------------------------------
+
+POSITIVE_ACTIONS = frozenset({"like", "comment", "share", "long_dwell"})
+"""Actions that make a positive (those of ``feedline.world.POSITIVE_ACTIONS``)."""
+
+
+class EngagementRow(NamedTuple):
+    """One engagement, as the builders feed them in (sorted by ``ts_ms``)."""
+
+    member_id: str
+    post_id: str
+    action: str
+    ts_ms: int
+
+
+class PostInfo(NamedTuple):
+    """A post's fixed attributes, for ``posts.parquet``."""
+
+    post_id: str
+    author_id: str | None
+    created_at_ms: int | None
+
+
+MemberPrompt = Callable[[str, int, str | None], str | None]
+"""``(member_id, ts_ms, target)`` → the member prompt as of just before ``ts_ms`` (``target``
+is the example's post, None for eval rows), or None when the member has none."""
+PostPrompt = Callable[[str, int], str | None]
+"""``(post_id, at_ms)`` → the post prompt as of ``at_ms`` (inclusive), or None if it has none."""
+
+
+class BuildSpec(NamedTuple):
+    """The choices behind a training set; they all go into the manifest."""
+
+    split_ms: int
+    holdout_fraction: float
+    source: str
+    history: HistoryMode = "positive"
+    numbers: NumberFormat = "percentile"
+    max_hard_negatives: int = 4
+    prompt_versions: dict[str, str] = {}  # noqa: RUF012 (never mutated; a NamedTuple default)
+
+
+def split_time(ts_ms: Iterable[int], holdout_fraction: float) -> int:
+    """The time that leaves the last ``holdout_fraction`` of the engagement time span for
+    evaluation (engagements at or after it); past every engagement when the fraction is 0.
+
+    Raises:
+        TrainingSetError: no engagements, or a fraction outside [0, 1).
+    """
+    if not 0.0 <= holdout_fraction < 1.0:
+        raise TrainingSetError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
+    times = list(ts_ms)
+    if not times:
+        raise TrainingSetError("no engagements: generate or produce some before building")
+    lo, hi = min(times), max(times)
+    return hi + 1 if holdout_fraction == 0 else lo + int((hi - lo) * (1.0 - holdout_fraction))
+
+
+class _Log:
+    """What the tables need from the engagements, in one pass."""
+
+    def __init__(self, rows: Iterable[EngagementRow], split_ms: int) -> None:
+        self.first_positive: dict[tuple[str, str], int] = {}
+        self.positives: dict[str, set[str]] = defaultdict(set)
+        self.train_impressions: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self.seen: dict[tuple[str, str], None] = {}
+        self.seen_before: dict[str, dict[str, None]] = defaultdict(dict)
+        self.popularity: Counter[str] = Counter()
+        self.rows = 0
+        for member, post, action, ts in rows:
+            self.rows += 1
+            if action == "impression":
+                self.seen[member, post] = None
+                if ts < split_ms:
+                    self.train_impressions[member].append((ts, post))
+                    self.seen_before[member][post] = None
+            elif ts < split_ms:
+                self.popularity[post] += 1
+            if action in POSITIVE_ACTIONS and (member, post) not in self.first_positive:
+                self.first_positive[member, post] = ts
+                self.positives[member].add(post)
+
+
+def assemble_training_set(
+    engagements: Iterable[EngagementRow],
+    posts: Iterable[PostInfo],
+    member_prompt: MemberPrompt,
+    post_prompt: PostPrompt,
+    spec: BuildSpec,
+) -> TrainingSet:
+    """The tables of the layout from engagements sorted by time and prompt look-ups.
+
+    Examples, eval rows and posts whose prompt is unknown (None) are left out and counted in
+    the manifest (``examples_skipped``, ``eval_skipped``, ``posts_without_prompt``).
+    """
+    log, skipped = _Log(engagements, spec.split_ms), Counter[str]()
+    posts_table = _posts(posts, log, post_prompt, spec.split_ms, skipped)
+    known = set(posts_table.column("post_id").to_pylist())
+    tables = {
+        "examples": _examples(log, member_prompt, post_prompt, spec, skipped),
+        "posts": posts_table,
+        "seen": pa.Table.from_pylist(
+            [{"member_id": m, "post_id": p} for m, p in log.seen], schema=SEEN_SCHEMA
+        ),
+        "positives": pa.Table.from_pylist(
+            [
+                {"member_id": m, "post_id": p, "first_ts_ms": t}
+                for (m, p), t in log.first_positive.items()
+            ],
+            schema=POSITIVES_SCHEMA,
+        ),
+        "eval": _eval(log, known, member_prompt, spec.split_ms, skipped),
+    }
+    counts = {name: table.num_rows for name, table in tables.items()}
+    counts |= {"engagements": log.rows} | {key: skipped[key] for key in sorted(skipped)}
+    manifest = TrainingManifest(**spec._asdict(), counts=counts)
+    return TrainingSet(**tables, manifest=manifest)
+
+
+def _posts(
+    posts: Iterable[PostInfo],
+    log: _Log,
+    post_prompt: PostPrompt,
+    split_ms: int,
+    skipped: Counter[str],
+) -> pa.Table:
+    rows = []
+    for info in posts:
+        prompt = post_prompt(info.post_id, split_ms - 1)
+        if prompt is None:
+            skipped["posts_without_prompt"] += 1
+            continue
+        popularity = log.popularity[info.post_id]
+        rows.append({**info._asdict(), "post_prompt": prompt, "popularity": popularity})
+    return pa.Table.from_pylist(rows, schema=POSTS_SCHEMA)
+
+
+def _examples(
+    log: _Log,
+    member_prompt: MemberPrompt,
+    post_prompt: PostPrompt,
+    spec: BuildSpec,
+    skipped: Counter[str],
+) -> pa.Table:
+    rows = []
+    for (member, post), ts in sorted(log.first_positive.items(), key=lambda item: item[1]):
+        if ts >= spec.split_ms:
+            continue
+        member_text, post_text = member_prompt(member, ts, post), post_prompt(post, ts)
+        if member_text is None or post_text is None:
+            skipped["examples_skipped"] += 1
+            continue
+        ids, prompts = _hard_negatives(log, member, ts, post_prompt, spec.max_hard_negatives)
+        rows.append(
+            {
+                "member_id": member,
+                "ts_ms": ts,
+                "member_prompt": member_text,
+                "post_id": post,
+                "post_prompt": post_text,
+                "hard_negative_ids": ids,
+                "hard_negative_prompts": prompts,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=EXAMPLES_SCHEMA)
+
+
+def _hard_negatives(
+    log: _Log, member: str, ts: int, post_prompt: PostPrompt, limit: int
+) -> tuple[list[str], list[str]]:
+    """Train-period impressions never followed by a positive, nearest to ``ts`` first."""
+    positives = log.positives[member]
+    nearest = sorted((abs(t - ts), t, p) for t, p in log.train_impressions[member])
+    ids: list[str] = []
+    prompts: list[str] = []
+    for _, _, post in nearest:
+        if len(ids) >= limit:
+            break
+        if post in positives or post in ids or (prompt := post_prompt(post, ts)) is None:
+            continue
+        ids.append(post)
+        prompts.append(prompt)
+    return ids, prompts
+
+
+def _eval(
+    log: _Log, known: set[str], member_prompt: MemberPrompt, split_ms: int, skipped: Counter[str]
+) -> pa.Table:
+    relevant: dict[str, list[str]] = defaultdict(list)
+    for (member, post), ts in sorted(log.first_positive.items(), key=lambda item: item[1]):
+        if ts >= split_ms and post in known:
+            relevant[member].append(post)
+    rows = []
+    for member in sorted(relevant):
+        prompt = member_prompt(member, split_ms, None)
+        if prompt is None:
+            skipped["eval_skipped"] += 1
+            continue
+        targets = set(relevant[member])
+        before = [p for p in log.seen_before[member] if p not in targets]
+        rows.append(
+            {
+                "member_id": member,
+                "member_prompt": prompt,
+                "relevant_post_ids": relevant[member],
+                "seen_before_split": before,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=EVAL_SCHEMA)

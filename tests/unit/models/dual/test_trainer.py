@@ -1,0 +1,334 @@
+"""``models.dual.trainer``: InfoNCE fine-tuning of MiniLM and of a tiny decoder LLM."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from models import EncoderSettings, TextEncoder, default_model_path
+from models.dual.examples import ContrastiveExample, TrainingDataError
+from models.dual.train_settings import DualTrainSettings
+from models.dual.trainer import DualTrainResult, train_dual_encoder
+from models.encoder import MODEL_CARD_FILE
+
+TOPICS = [  # (member headline, the post they engaged with): related, rarely the same words
+    (
+        "Platform engineer running container clusters",
+        "Autoscaling Kubernetes nodes before the Monday traffic spike",
+    ),
+    (
+        "Home baker and food blogger",
+        "My sourdough starter finally doubled overnight: hydration notes",
+    ),
+    ("Marathon runner and running coach", "Negative splits: how I paced the last 10k of Berlin"),
+    (
+        "Tax accountant for small businesses",
+        "Quarterly VAT filing deadlines you cannot miss this year",
+    ),
+    ("Wildlife photographer", "Shooting herons at dawn with a 600mm lens and no tripod"),
+    (
+        "Data engineer building streaming pipelines",
+        "Cutting Kafka consumer lag in half with better partitioning",
+    ),
+    ("Pediatric nurse", "Calming anxious toddlers before a vaccination"),
+    (
+        "Structural engineer designing bridges",
+        "Why the cable-stayed span needed extra dampers against wind",
+    ),
+    ("Sommelier at a wine bar", "Pairing an oaky Chardonnay with roast chicken"),
+    ("High school chemistry teacher", "A safe classroom demo of exothermic reactions"),
+    ("Urban beekeeper", "Inspecting the hive for varroa mites in late summer"),
+    ("Patent attorney", "Drafting claims that survive an obviousness rejection"),
+    ("Game developer working in Unity", "Baking lightmaps without blowing the frame budget"),
+    ("Commercial airline pilot", "Crosswind landings in a gusty autumn storm"),
+    ("Supply chain manager at a retailer", "Safety stock formulas when lead times are volatile"),
+    ("Jazz pianist", "Voicing ii-V-I progressions with rootless chords"),
+    ("Cybersecurity analyst", "Triaging a phishing campaign that spoofed our CEO"),
+    ("Organic farmer", "Cover crops that fixed nitrogen in our clay soil"),
+    ("Frontend developer", "Shrinking our React bundle with route-based code splitting"),
+    ("Yoga instructor", "Sequencing hip openers for desk workers"),
+    ("Recruiter for engineering roles", "Writing job posts that senior engineers actually read"),
+    ("Climate scientist", "What the new ice core record says about past CO2"),
+    ("Restaurant owner", "Cutting food waste by redesigning our prep lists"),
+    ("Machine learning researcher", "Contrastive fine-tuning of dual encoders with hard negatives"),
+]
+SHOWN = [  # shown to everyone, engaged by no one: the hard negatives
+    "Thrilled to announce I have started a new position!",
+    "Our team offsite was amazing, thanks everyone",
+    "We are hiring interns for the summer cohort",
+    "Five leadership lessons I learned from my dog",
+    "Please congratulate our colleague on ten years with the company",
+    "Join our webinar next Tuesday on digital transformation",
+]
+UNSEEN = [  # the easy negatives
+    "Vintage stamp collection for sale",
+    "The best hiking trails in Patagonia",
+    "Knitting a cable sweater for winter",
+    "Restoring an old motorcycle engine",
+    "Birdwatching checklist for spring migration",
+    "How to fold a fitted sheet",
+]
+
+
+def post(text: str) -> str:
+    return f"post | format: text | <view_pct>71</view_pct>\ntext: {text}"
+
+
+def topic_examples() -> list[ContrastiveExample]:
+    return [
+        ContrastiveExample(
+            query=f"member\nheadline: {headline}",
+            positive=post(text),
+            hard_negatives=(post(SHOWN[i % 6]), post(SHOWN[(i + 1) % 6])),
+            easy_negatives=(post(UNSEEN[i % 6]),),
+        )
+        for i, (headline, text) in enumerate(TOPICS)
+    ]
+
+
+def recall_at_1(encoder: TextEncoder, examples: Sequence[ContrastiveExample]) -> float:
+    """Share of queries whose nearest positive (among all positives) is their own."""
+    queries = encoder.encode([e.query for e in examples])  # (N, D)
+    positives = encoder.encode([e.positive for e in examples])  # (N, D)
+    return float(((queries @ positives.T).argmax(axis=1) == np.arange(len(examples))).mean())
+
+
+def input_rows(encoder: TextEncoder) -> torch.Tensor:
+    embeddings = encoder.model.get_input_embeddings()
+    assert isinstance(embeddings, torch.nn.Embedding)
+    return embeddings.weight.detach()  # (V, D)
+
+
+def fast(**overrides: object) -> DualTrainSettings:
+    values: dict[str, object] = {
+        "batch_size": 8,
+        "learning_rate": 1e-4,
+        "warmup_steps": 0,
+        "max_length": 64,
+        "device": "cpu",
+    }
+    return DualTrainSettings(**{**values, **overrides})  # type: ignore[arg-type]
+
+
+# --- MiniLM --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def minilm_run(tmp_path_factory: pytest.TempPathFactory) -> DualTrainResult:
+    out = tmp_path_factory.mktemp("minilm") / "ft"
+    return train_dual_encoder(topic_examples(), fast(epochs=4), out)
+
+
+def test_loss_decreases_over_epochs(minilm_run: DualTrainResult) -> None:
+    losses = minilm_run.epoch_losses
+    assert len(losses) == 4
+    assert minilm_run.steps == len(minilm_run.step_losses) == 4 * 3  # 24 queries, batch 8
+    assert losses[-1] < losses[0] / 4
+    assert minilm_run.examples_per_s > 0 and minilm_run.seconds > 0
+
+
+def test_recall_improves_over_the_untrained_model(minilm_run: DualTrainResult) -> None:
+    examples = topic_examples()
+    before = recall_at_1(TextEncoder.load(EncoderSettings(max_length=64)), examples)
+    trained = TextEncoder.load(EncoderSettings(model_path=minilm_run.out_dir, max_length=64))
+    after = recall_at_1(trained, examples)
+    assert before < 0.8  # related words, not the same words: the base model is unsure
+    assert after >= before + 0.2
+    assert after >= 0.9
+
+
+def test_saved_model_loads_with_its_version(minilm_run: DualTrainResult) -> None:
+    out = minilm_run.out_dir
+    assert minilm_run.model_version.startswith("all-MiniLM-L6-v2-ft-")
+    digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    assert minilm_run.model_version == f"all-MiniLM-L6-v2-ft-{digest[:12]}"
+    encoder = TextEncoder.load(EncoderSettings(model_path=out))
+    assert encoder.model_version == minilm_run.model_version  # no "+pct": tokens are saved
+    assert encoder.pooling == "mean"
+    assert encoder.encode(["hello"]).shape == (1, 384)
+    assert [p.name for p in out.parent.iterdir()] == ["ft"]  # no temp dir left behind
+
+
+def test_model_card_records_the_run(minilm_run: DualTrainResult) -> None:
+    card = json.loads((minilm_run.out_dir / MODEL_CARD_FILE).read_text())
+    base = TextEncoder.load(EncoderSettings()).model_version
+    assert card["model_version"] == minilm_run.model_version
+    assert card["base_model_version"] == base
+    assert card["pooling"] == "mean"
+    assert card["temperature"] == pytest.approx(0.05)
+    assert card["steps"] == 12
+    assert card["settings"]["hard_negatives"] == 1
+    assert card["settings"]["epochs"] == 4
+
+
+def test_percentile_token_rows_are_trained(tmp_path: Path) -> None:
+    base = TextEncoder.load(EncoderSettings())
+    train_dual_encoder(topic_examples()[:4], fast(max_steps=1, weight_decay=0.0), tmp_path / "ft")
+    trained = TextEncoder.load(EncoderSettings(model_path=tmp_path / "ft"))
+    before, after = input_rows(base), input_rows(trained)  # (V, D) each
+    assert before.shape == after.shape
+    row = trained.tokenizer.convert_tokens_to_ids
+    assert row("<view_pct>") == base.tokenizer.convert_tokens_to_ids("<view_pct>")
+    for used in ("<view_pct>", "</view_pct>"):
+        assert not torch.equal(before[row(used)], after[row(used)]), used
+    for unused in ("<share_pct>", "</share_pct>"):  # no gradient, no weight decay
+        assert torch.equal(before[row(unused)], after[row(unused)]), unused
+
+
+# --- a tiny decoder LLM --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+    )
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_decoder_trains_with_last_token_pooling_and_reloads(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    steps: list[tuple[int, float]] = []
+    result = train_dual_encoder(
+        topic_examples()[:6],
+        fast(base_model_path=tiny_llama, max_steps=1, gradient_checkpointing=True),
+        tmp_path / "ft",
+        on_step=lambda step, loss: steps.append((step, loss)),
+    )
+    assert result.steps == 1 and len(steps) == 1 and steps[0][0] == 1
+    assert np.isfinite(result.step_losses[0])
+    assert result.model_version.startswith(f"{tiny_llama.name}-ft-")
+    card = json.loads((result.out_dir / MODEL_CARD_FILE).read_text())
+    assert card["pooling"] == "last_token"
+    decoder = TextEncoder.load(EncoderSettings(model_path=result.out_dir))
+    assert decoder.pooling == "last_token"  # the saved config still names the decoder
+    assert decoder.model_version == result.model_version
+    assert decoder.encode(["hello", "a longer prompt"]).shape == (2, 32)
+    config = json.loads((result.out_dir / "config.json").read_text())
+    assert config["use_cache"] is True  # switched off for training only
+
+
+def test_learned_temperature_moves_and_fixed_does_not(tiny_llama: Path, tmp_path: Path) -> None:
+    cards = {}
+    for learned in (True, False):
+        settings = fast(base_model_path=tiny_llama, max_steps=2, learn_temperature=learned)
+        result = train_dual_encoder(topic_examples()[:8], settings, tmp_path / str(learned))
+        cards[learned] = json.loads((result.out_dir / MODEL_CARD_FILE).read_text())
+    assert cards[False]["temperature"] == pytest.approx(0.05, abs=1e-8)
+    assert abs(cards[True]["temperature"] - 0.05) > 1e-5
+
+
+def test_sampler_gets_each_epoch_and_max_steps_caps_the_run(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    calls: list[int] = []
+    pool = topic_examples()
+
+    def sampler(epoch: int, rng: np.random.Generator) -> list[ContrastiveExample]:
+        calls.append(epoch)
+        return [pool[int(i)] for i in rng.choice(len(pool), size=8, replace=False)]
+
+    settings = fast(base_model_path=tiny_llama, epochs=5, batch_size=4, max_steps=5)
+    result = train_dual_encoder(sampler, settings, tmp_path / "ft")
+    assert calls == [0, 1, 2]  # 2 steps per epoch; the third epoch stops after one
+    assert result.steps == 5
+    assert len(result.epoch_losses) == 3
+
+
+def test_an_empty_epoch_is_refused(tiny_llama: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingDataError, match="epoch 0 has no training examples"):
+        train_dual_encoder([], fast(base_model_path=tiny_llama), tmp_path / "ft")
+    assert not (tmp_path / "ft").exists()
+
+
+def test_training_again_replaces_the_directory(tiny_llama: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ft"
+    first = train_dual_encoder(
+        topic_examples()[:4], fast(base_model_path=tiny_llama, max_steps=1), out
+    )
+    second = train_dual_encoder(
+        topic_examples()[:4], fast(base_model_path=tiny_llama, max_steps=1, seed=1), out
+    )
+    assert first.model_version != second.model_version
+    assert TextEncoder.load(EncoderSettings(model_path=out)).model_version == second.model_version
+    assert [p.name for p in tmp_path.iterdir()] == ["ft"]
+    assert oct((out / "model.safetensors").stat().st_mode & 0o777) == "0o644"
+
+
+def test_same_seed_same_model(tiny_llama: Path, tmp_path: Path) -> None:
+    settings = fast(base_model_path=tiny_llama, max_steps=2)
+    first = train_dual_encoder(topic_examples()[:8], settings, tmp_path / "a")
+    second = train_dual_encoder(topic_examples()[:8], settings, tmp_path / "b")
+    assert first.model_version == second.model_version
+    assert first.step_losses == second.step_losses
+    weights = load_file(first.out_dir / "model.safetensors")
+    assert "embed_tokens.weight" in weights  # the bare decoder, no LM head
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    settings = DualTrainSettings()
+    assert settings.hard_negatives == 1 and settings.easy_negatives == 1
+    assert settings.base_path() == default_model_path()
+    assert settings.temperature == 0.05 and not settings.learn_temperature
+    assert settings.use_gradient_checkpointing() == torch.cuda.is_available()
+    assert not DualTrainSettings(device="cpu").use_gradient_checkpointing()
+    assert DualTrainSettings(device="cpu", gradient_checkpointing=True).use_gradient_checkpointing()
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("hard_negatives", -1),
+        ("hard_negatives", 9),
+        ("easy_negatives", -1),
+        ("batch_size", 0),
+        ("epochs", 0),
+        ("temperature", 0.001),
+        ("temperature", 2.0),
+        ("max_steps", 0),
+        ("learning_rate", 0.0),
+        ("pooling", "cls"),
+        ("device", "tpu"),
+    ],
+)
+def test_invalid_settings_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=field):
+        DualTrainSettings(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("hard", [0, 1, 2, 8])
+def test_hard_negatives_from_zero_to_eight(hard: int) -> None:
+    assert DualTrainSettings(hard_negatives=hard).hard_negatives == hard
+
+
+def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_HARD_NEGATIVES", "2")
+    monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_LEARN_TEMPERATURE", "true")
+    monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_BASE_MODEL_PATH", str(tmp_path))
+    settings = DualTrainSettings()
+    assert settings.hard_negatives == 2
+    assert settings.learn_temperature
+    assert settings.base_path() == tmp_path
