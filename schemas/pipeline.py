@@ -59,6 +59,10 @@ class PromptRequest(WireModel):
 class EmbeddingUpdate(WireModel):
     """The embedding of one entity at one version. Deletes travel as Kafka tombstones.
 
+    ``text`` is the prompt the vector was computed from: the compacted ``embeddings.*`` topics
+    thereby hold the latest prompt of every live entity, which is what a model rollout
+    (``streams.rollout``) re-embeds.
+
     ``vector_b64`` is the little-endian float32 vector, base64-encoded (exact and 4x smaller
     than a JSON list); use ``vector()`` and ``from_vector()`` rather than touching it.
     """
@@ -75,6 +79,12 @@ class EmbeddingUpdate(WireModel):
     event_time_ms: EpochMs
     prompted_at_ms: EpochMs
     embedded_at_ms: EpochMs
+    text: Text | None = Field(
+        None,
+        description="the prompt that was embedded; kept in the compacted topic so a model "
+        "rollout can re-embed every live entity without replaying history (absent in "
+        "records written before this field existed)",
+    )
 
     @model_validator(mode="after")
     def _vector_matches_dim(self) -> EmbeddingUpdate:
@@ -89,6 +99,20 @@ class EmbeddingUpdate(WireModel):
     def vector(self) -> np.ndarray:
         """The embedding as a float32 array of shape ``(dim,)``."""
         return np.frombuffer(base64.b64decode(self.vector_b64), dtype="<f4").astype(np.float32)
+
+    def with_vector(
+        self, vector: np.ndarray, model_version: str, embedded_at_ms: int
+    ) -> EmbeddingUpdate:
+        """This update re-embedded by another model: same entity, version, prompt, attributes
+        and event times; ``vector`` (1-D) replaces the vector, dimension and model version."""
+        return self.model_copy(
+            update={
+                "dim": int(vector.shape[0]),
+                "vector_b64": self.encode_vector(vector),
+                "model_version": model_version,
+                "embedded_at_ms": embedded_at_ms,
+            }
+        )
 
     @staticmethod
     def encode_vector(vector: np.ndarray) -> str:

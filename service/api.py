@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -155,3 +156,42 @@ class IndexStats(BaseModel):
     history_steps: int = Field(description="engagements held over all members")
     ranker_version: str | None = Field(description="the loaded GR checkpoint, if any")
     ranker_note: str | None = Field(description="why no GR ranker is loaded")
+
+
+class RolloutRequest(BaseModel):
+    """Start re-embedding the index with another embedding model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: Path = Field(description="a Hugging Face model directory on the service's host")
+    ranker_checkpoint: Path | None = Field(
+        None,
+        description="a GR checkpoint trained on the new model's embeddings; default: keep the "
+        "configured one, which only ranks if it matches (else feeds use retrieval order)",
+    )
+
+
+class RolloutEntities(BaseModel):
+    """Progress of one entity kind."""
+
+    target: int = Field(description="entities to embed with the new model")
+    embedded: int
+    skipped_no_text: int = Field(
+        description="entities left out: their newest update carries no prompt text"
+    )
+
+
+class RolloutStatusBody(BaseModel):
+    """The current or last model rollout of this process."""
+
+    state: Literal["idle", "loading", "building", "catching_up", "switched", "failed"]
+    model_path: str | None = None
+    model_version: str | None = Field(None, description="the model rolled out (once loaded)")
+    serving_model_version: str = Field(description="the model queries use right now")
+    entities: dict[str, RolloutEntities] = Field(default_factory=dict)
+    deleted_posts: int = 0
+    invalid_records: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    ranker_version: str | None = Field(None, description="the GR serving now, if any")
+    ranker_note: str | None = Field(None, description="why feeds are in retrieval order")

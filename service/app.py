@@ -12,7 +12,8 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -26,7 +27,10 @@ from service.metrics import ServiceMetrics
 from service.rank_routes import router as rank_router
 from service.ranker import Ranker
 from service.ranker_settings import RankerSettings
+from service.rollout_routes import RolloutController
+from service.rollout_routes import router as rollout_router
 from service.routes import router
+from service.serving import ServingModel, ServingSlot
 from service.settings import ServiceSettings
 from service.state import ServiceState
 from streams.history_feed import HistoryFeed
@@ -35,6 +39,8 @@ from streams.settings import KafkaSettings
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def create_app(
@@ -52,8 +58,16 @@ def create_app(
         encoder = await asyncio.to_thread(TextEncoder.load, encoder_settings)
         await asyncio.to_thread(ensure_topics, kafka)
         metrics = ServiceMetrics(CollectorRegistry())
+        # reembed: updates of another model that carry their prompt are re-embedded, not
+        # dead-lettered (after a rollout, or a restart with a new model, until the embedding
+        # workers run the model this service serves)
         feed = IndexFeed(
-            kafka, index_settings, metrics, dim=encoder.dim, model_version=encoder.model_version
+            kafka,
+            index_settings,
+            metrics,
+            dim=encoder.dim,
+            model_version=encoder.model_version,
+            reembed=encoder.encode,
         )
         try:
             await feed.start()
@@ -68,25 +82,30 @@ def create_app(
             await feed.stop(snapshot=False)
             raise
         ranker = await asyncio.to_thread(Ranker.load, ranker_settings, feed.store, histories)
+        slot = ServingSlot(ServingModel(feed.store, encoder, ranker))
+        rollouts = RolloutController(
+            kafka, encoder_settings, index_settings, feed, slot, histories, metrics
+        )
         state = ServiceState(
             settings,
-            encoder,
+            slot,
             feed,
             history_feed,
-            ranker,
             metrics,
             tasks=(
                 asyncio.create_task(feed.run(), name="index-feed"),
                 asyncio.create_task(history_feed.run(), name="history-feed"),
             ),
+            rollouts=rollouts,
         )
-        metrics.bind(feed.store, lambda: state.ready)
+        metrics.bind(lambda: slot.current.store, lambda: state.ready)
         for task in state.tasks:
             task.add_done_callback(_stop_on_feed_failure)
         app.state.service = state
         try:
             yield
         finally:
+            await rollouts.stop()
             for task in state.tasks:
                 task.cancel()
             for task in state.tasks:
@@ -95,10 +114,17 @@ def create_app(
             await history_feed.stop()
             await feed.stop()
 
+    return build_api(lifespan)
+
+
+def build_api(lifespan: Lifespan | None = None) -> FastAPI:
+    """The app's routes and error handlers; ``lifespan`` fills ``app.state.service`` (tests
+    without a broker set it themselves)."""
     app = FastAPI(title="feedline query service", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(rank_router)
+    app.include_router(rollout_router)
     return app
 
 

@@ -1,7 +1,7 @@
 """API errors and the handlers that render every error as ``{error, error_type}``.
 
 Status codes follow Hugging Face TEI: 404 unknown entity, 413 too large, 422 invalid,
-503 not ready.
+503 not ready; and 409 for an admin action that conflicts with one in progress.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from feedline.errors import FeedlineError
 
 ErrorType = Literal[
-    "not_found", "payload_too_large", "validation", "not_ready", "ranker_unavailable", "http"
+    "not_found",
+    "payload_too_large",
+    "validation",
+    "not_ready",
+    "ranker_unavailable",
+    "conflict",
+    "http",
 ]
 
 

@@ -1,4 +1,5 @@
-"""The query service's metrics: index size and freshness, query latency, feed outcomes."""
+"""The query service's metrics: index size and freshness, query latency, feed outcomes,
+model rollouts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from index_store import IndexStore
-from streams.metrics import IndexMetrics
+from streams.metrics import IndexMetrics, RolloutMetrics
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 FRESHNESS_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
@@ -41,12 +42,20 @@ class ServiceMetrics(IndexMetrics):
             "1 once the index caught up with its input topics.",
             registry=registry,
         )
+        self.rollout = RolloutMetrics(registry)
 
-    def bind(self, store: IndexStore, is_ready: Callable[[], bool]) -> None:
-        """Read index size and readiness from ``store`` at scrape time."""
-        self.index_vectors.labels("post").set_function(lambda: store.counts()["posts"])
-        self.index_vectors.labels("member").set_function(lambda: store.counts()["members"])
+    def bind(self, serving_store: Callable[[], IndexStore], is_ready: Callable[[], bool]) -> None:
+        """Read index size and readiness at scrape time from the store that serves then."""
+        self.index_vectors.labels("post").set_function(lambda: serving_store().counts()["posts"])
+        self.index_vectors.labels("member").set_function(
+            lambda: serving_store().counts()["members"]
+        )
         self.ready.set_function(lambda: 1.0 if is_ready() else 0.0)
+        self.observe_freshness(serving_store())
+
+    def observe_freshness(self, store: IndexStore) -> None:
+        """Export the freshness of updates applied to ``store`` (call for each new store
+        before it starts receiving updates, e.g. a rollout's shadow)."""
         store.freshness.observers.append(
             lambda entity, seconds: self.freshness.labels(entity).observe(seconds)
         )

@@ -21,7 +21,7 @@ def rank(request: Request, body: RankRequest) -> RankResponse:
     best first. Posts the index does not hold come back in ``unknown_post_ids``; a member
     with no history is scored from the candidates and their profile alone."""
     state = ready_state(request)
-    ranker = state.ranker
+    ranker = state.serving.ranker  # read once: a rollout may swap it meanwhile
     if ranker.checkpoint is None:
         raise ApiError(503, "ranker_unavailable", f"no GR ranker: {ranker.unavailable_reason}")
     limit = ranker.settings.max_candidates

@@ -1,5 +1,7 @@
 """HTTP endpoints. Handlers are plain ``def``: FastAPI runs them in its thread pool, so index
-searches and query embedding never block the event loop that feeds the index."""
+searches and query embedding never block the event loop that feeds the index. Each handler
+reads the serving model (index, encoder, ranker) once and uses only that value, so a model
+rollout that switches meanwhile never mixes two models in one answer."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from service.api import (
 )
 from service.errors import ApiError
 from service.rank_routes import rank_items
+from service.serving import ServingModel
 from service.state import ServiceState, ready_state, service_state
 
 router = APIRouter()
@@ -41,7 +44,7 @@ def healthz(request: Request) -> dict[str, str]:
 def readyz(request: Request) -> dict[str, object]:
     """Readiness: 200 only once the index caught up with the end of its input topics."""
     state = ready_state(request)
-    return {"status": "ready", **state.store.counts()}
+    return {"status": "ready", **state.serving.store.counts()}
 
 
 @router.get("/metrics")
@@ -74,25 +77,26 @@ def member_feed(
         created_after_ms=created_after_ms,
         exclude_post_ids=exclude or [],
     )
+    serving = state.serving
     with state.metrics.query_duration.labels("feed").time():
         flt = _post_filter(state, filters, exclude_author=member_id)
         k = _bounded_k(state, k)
-        ranker = state.ranker
+        ranker = serving.ranker
         if ranker.checkpoint is None:
             return FeedResponse(
                 member_id=member_id,
-                items=_member_items(state, member_id, k, flt),
+                items=_member_items(serving, member_id, k, flt),
                 ranking_note=f"retrieval order: {ranker.unavailable_reason}",
-                model_version=state.store.model_version,
+                model_version=serving.model_version,
             )
         pool = max(k, ranker.settings.feed_candidates)
-        items = rank_items(ranker, member_id, _member_items(state, member_id, pool, flt))[:k]
+        items = rank_items(ranker, member_id, _member_items(serving, member_id, pool, flt))[:k]
     return FeedResponse(
         member_id=member_id,
         items=items,
         ranking="gr",
         ranker_version=ranker.version,
-        model_version=state.store.model_version,
+        model_version=serving.model_version,
     )
 
 
@@ -100,21 +104,23 @@ def member_feed(
 def retrieve(request: Request, body: RetrieveRequest) -> RetrieveResponse:
     """kNN by a member's vector or by free text, optionally filtered."""
     state = ready_state(request)
+    serving = state.serving
     k = _bounded_k(state, body.k)
     with state.metrics.query_duration.labels("retrieve").time():
         if body.member_id is not None:
             own = body.member_id if body.exclude_own_posts else None
             flt = _post_filter(state, body.filters, exclude_author=own)
-            items = _member_items(state, body.member_id, k, flt)
+            items = _member_items(serving, body.member_id, k, flt)
         else:
-            items = _text_items(state, body.text or "", k, _post_filter(state, body.filters))
-    return RetrieveResponse(items=items, model_version=state.store.model_version)
+            text = _bounded_text(state, body.text or "")
+            items = _text_items(serving, text, k, _post_filter(state, body.filters))
+    return RetrieveResponse(items=items, model_version=serving.model_version)
 
 
 @router.get("/v1/posts/{post_id}", response_model=PostInfo)
 def post_info(request: Request, post_id: Annotated[EntityId, Path()]) -> PostInfo:
     """An indexed post's attributes, versions and indexing time."""
-    record = service_state(request).store.post(post_id)
+    record = service_state(request).serving.store.post(post_id)
     if record is None:
         raise ApiError(404, "not_found", f"post {post_id!r} is not in the index")
     return PostInfo(post_id=post_id, **vars(record))
@@ -125,20 +131,21 @@ def stats(request: Request) -> IndexStats:
     """Index size, readiness, consumer lag, recent freshness percentiles, member histories
     and the ranker."""
     state = service_state(request)
-    freshness = {e: state.store.freshness.percentiles(e) for e in ("post", "member")}
+    serving = state.serving
+    freshness = {e: serving.store.freshness.percentiles(e) for e in ("post", "member")}
     return IndexStats(
         ready=state.ready,
         applied=state.feed.applied,
         lag=state.feed.lag(),
-        model_version=state.store.model_version,
-        backend=state.store.backend.name,
+        model_version=serving.model_version,
+        backend=serving.store.backend.name,
         start=state.feed.plan.reason if state.feed.plan else "starting",
         freshness_seconds=freshness,
         history_members=len(state.histories),
         history_steps=state.histories.steps(),
-        ranker_version=state.ranker.version,
-        ranker_note=state.ranker.unavailable_reason,
-        **state.store.counts(),
+        ranker_version=serving.ranker.version,
+        ranker_note=serving.ranker.unavailable_reason,
+        **serving.store.counts(),
     )
 
 
@@ -161,19 +168,23 @@ def _post_filter(
     return filters.post_filter(frozenset([exclude_author] if exclude_author else []))
 
 
-def _member_items(state: ServiceState, member_id: str, k: int, flt: PostFilter) -> list[FeedItem]:
-    member = state.store.member(member_id)
+def _member_items(serving: ServingModel, member_id: str, k: int, flt: PostFilter) -> list[FeedItem]:
+    member = serving.store.member(member_id)
     if member is None:
         raise ApiError(404, "not_found", f"member {member_id!r} has no embedding in the index")
-    return _items(state.store.search(member.vector, k, flt))
+    return _items(serving.store.search(member.vector, k, flt))
 
 
-def _text_items(state: ServiceState, text: str, k: int, flt: PostFilter) -> list[FeedItem]:
+def _bounded_text(state: ServiceState, text: str) -> str:
     limit = state.settings.max_text_chars
     if len(text) > limit:
         raise ApiError(413, "payload_too_large", f"text has {len(text)} characters; limit {limit}")
-    query = state.encoder.encode([text])[0]
-    return _items(state.store.search(query, k, flt))
+    return text
+
+
+def _text_items(serving: ServingModel, text: str, k: int, flt: PostFilter) -> list[FeedItem]:
+    query = serving.encoder.encode([text])[0]  # (dim,)
+    return _items(serving.store.search(query, k, flt))
 
 
 def _items(results: list[tuple[Hit, PostRecord]]) -> list[FeedItem]:

@@ -4,37 +4,40 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from index_store import IndexStore
-from models.encoder import TextEncoder
 from processors.engagement_history import MemberHistories
 from service.errors import not_ready
 from service.metrics import ServiceMetrics
-from service.ranker import Ranker
+from service.serving import ServingModel, ServingSlot
 from service.settings import ServiceSettings
 from streams.history_feed import HistoryFeed
 from streams.index_feed import IndexFeed
 
+if TYPE_CHECKING:
+    from service.rollout_routes import RolloutController
+
 
 @dataclass(frozen=True)
 class ServiceState:
-    """The loaded models, the index and the member histories, the feeds that fill them, and
-    the metrics."""
+    """The serving model (index, encoder, ranker), the member histories, the feeds that fill
+    them, model rollouts, and the metrics."""
 
     settings: ServiceSettings
-    encoder: TextEncoder
+    slot: ServingSlot
     feed: IndexFeed
     history_feed: HistoryFeed
-    ranker: Ranker
     metrics: ServiceMetrics
     tasks: tuple[asyncio.Task[None], ...]
+    rollouts: RolloutController | None = None
 
     @property
-    def store(self) -> IndexStore:
-        """The index the feed fills."""
-        return self.feed.store
+    def serving(self) -> ServingModel:
+        """What to answer a request with: read it once per request (a rollout may swap it
+        at any moment, and one request must not mix two models)."""
+        return self.slot.current
 
     @property
     def histories(self) -> MemberHistories:

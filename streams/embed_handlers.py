@@ -4,7 +4,8 @@ Decode (bad records become dead letters), keep only the newest request per entit
 version in the same poll would be overwritten downstream anyway), embed the upserts in one
 call, and emit one record per surviving request: an ``EmbeddingUpdate`` keyed by entity id,
 or a tombstone (``value=None``) for a delete, which is how compacted
-``embeddings.*`` topics forget an entity.
+``embeddings.*`` topics forget an entity. Each update carries the prompt ``text`` it was
+computed from, so the compacted topics hold what a model rollout re-embeds.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class EmbedHandlers:
                 out.append(Outgoing(topic, key, None))
                 continue
             update = embedding_update(request, by_request[id(request)], self.model_version, now)
+            # the prompt travels with the vector: a model rollout re-embeds from it
+            update = update.model_copy(update={"text": request.text})
             out.append(Outgoing(topic, key, encode(update)))
         return out
 

@@ -9,6 +9,13 @@ at start (x-algorithm's Thunder rule: serve only after catching up). Records are
 partition order, a poll batch at a time; the store's version check makes replays harmless.
 Invalid updates are dead-lettered and skipped. With snapshots enabled, the offsets a written
 snapshot covers are committed to ``IndexSettings.consumer_group``, never earlier.
+
+Model rollouts: ``switch()`` replaces the store with a shadow built by ``streams.rollout``
+between two batches, in the feed's own task, and seeks every partition to the offsets the
+shadow covers (back, to re-apply what the old store got meanwhile; or forward, past what the
+shadow already holds). An update of another model version that carries its prompt ``text``
+is re-embedded by ``reembed`` before it applies, so embedding workers still running the old
+model keep the index fresh; without ``reembed`` or text it is dead-lettered as before.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
+import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from index_store import IndexSettings, IndexStore, InvalidUpdate, StoreUpdate
@@ -36,6 +45,16 @@ from streams.topics import EMBEDDINGS_MEMBERS, EMBEDDINGS_POSTS, partition_count
 log = logging.getLogger(__name__)
 
 POLL_MAX_RECORDS = 2_000
+
+Reembed = Callable[[list[str]], np.ndarray]
+"""Prompt texts to ``(N, dim)`` vectors of the store's model (blocking; runs in a thread)."""
+
+
+class _SwitchRequest(NamedTuple):
+    store: IndexStore
+    positions: Positions
+    reembed: Reembed | None
+    done: asyncio.Future[None]
 
 
 class IndexFeed:
@@ -57,12 +76,14 @@ class IndexFeed:
         *,
         dim: int,
         model_version: str,
+        reembed: Reembed | None = None,
     ) -> None:
         self.kafka = kafka
         self.settings = settings
         self.metrics = metrics
         self.dim = dim
         self.model_version = model_version
+        self.reembed = reembed
         self._entities: dict[str, Entity] = {
             kafka.topic(EMBEDDINGS_POSTS.name): "post",
             kafka.topic(EMBEDDINGS_MEMBERS.name): "member",
@@ -78,6 +99,8 @@ class IndexFeed:
         self._store: IndexStore | None = None
         self._targets: dict[TopicPartition, int] = {}
         self._positions: Positions = {}
+        self._switch: _SwitchRequest | None = None
+        self._retired: list[IndexCheckpointer] = []
         self.plan: StartPlan | None = None
         self.ready = asyncio.Event()
         self.applied = 0
@@ -182,17 +205,69 @@ class IndexFeed:
 
     async def run(self) -> None:
         """Apply records until cancelled; snapshot between batches when one is due."""
-        while True:
-            polled = await self.consumer.getmany(timeout_ms=500, max_records=POLL_MAX_RECORDS)
-            for tp, messages in polled.items():
-                await self._apply_all([from_consumer_record(m) for m in messages])
-                self._positions[tp] = messages[-1].offset + 1
-            if not self.ready.is_set():
-                await self._check_caught_up()
-            if self._checkpoints is not None:
-                await self._checkpoints.maybe_begin(self.store, self._positions)
-            if not polled:
-                await asyncio.to_thread(self.store.maintain)
+        try:
+            while True:
+                await self._step()
+        finally:
+            if self._switch is not None and not self._switch.done.done():
+                self._switch.done.set_exception(RuntimeError("the index feed stopped"))
+
+    async def _step(self) -> None:
+        """One poll batch applied; a pending switch happens before it."""
+        if self._switch is not None:
+            request, self._switch = self._switch, None
+            self._switch_now(request)
+        polled = await self.consumer.getmany(timeout_ms=500, max_records=POLL_MAX_RECORDS)
+        for tp, messages in polled.items():
+            await self._apply_all([from_consumer_record(m) for m in messages])
+            self._positions[tp] = messages[-1].offset + 1
+        if not self.ready.is_set():
+            await self._check_caught_up()
+        if self._checkpoints is not None:
+            await self._checkpoints.maybe_begin(self.store, self._positions)
+        if not polled:
+            await asyncio.to_thread(self.store.maintain)
+
+    async def switch(
+        self, store: IndexStore, positions: Positions, reembed: Reembed | None = None
+    ) -> None:
+        """Serve ``store`` from the next batch on, continuing from ``positions`` (the offsets
+        it covers, per partition); ``reembed`` embeds with ``store``'s model. Returns once
+        switched; needs ``run()`` going."""
+        missing = sorted(str(tp) for tp in self._positions if tp not in positions)
+        if missing:
+            raise ValueError(f"the new store covers no offsets of {missing}")
+        if self._switch is not None:
+            raise RuntimeError("a store switch is already pending")
+        request = _SwitchRequest(
+            store, positions, reembed, asyncio.get_running_loop().create_future()
+        )
+        self._switch = request
+        try:
+            await request.done
+        finally:
+            if self._switch is request:
+                self._switch = None
+
+    def _switch_now(self, request: _SwitchRequest) -> None:
+        old = self.store
+        self._store, self.reembed = request.store, request.reembed
+        self.model_version, self.dim = request.store.model_version, request.store.dim
+        for tp in self._positions:
+            self.consumer.seek(tp, request.positions[tp])
+            self._positions[tp] = request.positions[tp]
+        if self._checkpoints is not None and self._snapshots is not None:
+            # a fresh checkpointer: the last snapshot's offsets may equal the new positions,
+            # but it holds the old model's vectors, so the next due snapshot must be written
+            self._retired.append(self._checkpoints)
+            self._checkpoints = IndexCheckpointer(
+                self.settings, self._snapshots, self.metrics, self._commit
+            )
+        log.info(
+            "index switched from %s to %s: %s", old.model_version, self.model_version,
+            self.store.counts(),
+        )  # fmt: skip
+        request.done.set_result(None)
 
     def lag(self) -> int:
         """Records not yet applied, summed over partitions (0 when fully caught up)."""
@@ -223,6 +298,7 @@ class IndexFeed:
                 decoded.append((record, self._decode(record)))
             except InvalidRecord as invalid:
                 failures.append((record, invalid))
+        decoded = self._reembed_foreign(decoded)
         results = self.store.apply_batch([update for _, update in decoded], live=live)
         for (record, _), result in zip(decoded, results, strict=True):
             if isinstance(result, InvalidUpdate):
@@ -238,6 +314,31 @@ class IndexFeed:
             )
         self.applied += processed
         return sorted(failures, key=lambda failure: failure[0].offset)
+
+    def _reembed_foreign(
+        self, decoded: list[tuple[Incoming, StoreUpdate]]
+    ) -> list[tuple[Incoming, StoreUpdate]]:
+        """Updates of another model version that carry their prompt, re-embedded with
+        ``reembed`` (blocking: called from the apply thread)."""
+        store = self.store
+        foreign = [
+            (n, update)
+            for n, (_, (_, _, update)) in enumerate(decoded)
+            if update is not None
+            and update.model_version != store.model_version
+            and update.text is not None
+        ]
+        if self.reembed is None or not foreign:
+            return decoded
+        vectors = self.reembed([update.text or "" for _, update in foreign])  # (N, dim)
+        now_ms = int(time.time() * 1000)
+        out = list(decoded)
+        for row, (n, update) in enumerate(foreign):
+            record, stored = decoded[n]
+            fresh = update.with_vector(vectors[row], store.model_version, now_ms)
+            out[n] = (record, stored._replace(update=fresh))
+            self.metrics.reembedded.labels(stored.entity).inc()
+        return out
 
     def _decode(self, record: Incoming) -> StoreUpdate:
         entity = self._entities[record.topic]

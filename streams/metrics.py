@@ -118,6 +118,58 @@ class IndexMetrics(StreamMetrics):
             "Seconds the last start took to load its snapshot (0 when it replayed).",
             registry=registry,
         )
+        self.reembedded = Counter(
+            "feedline_index_reembedded_updates",
+            "Updates of another model version re-embedded from their prompt text before they "
+            "were applied (after a model rollout, until the embedding workers run the new "
+            "model), by entity.",
+            ["entity"],
+            registry=registry,
+        )
+
+
+ROLLOUT_STATES = ("building", "catching_up", "switched", "failed")
+
+
+class RolloutMetrics:
+    """Progress of model rollouts (``streams.rollout``); gauges describe the current or last
+    rollout and are reset when a new one starts."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.entities = Gauge(
+            "feedline_rollout_entities",
+            "Entities of the current (or last) rollout by entity and state: target (to embed "
+            "with the new model), embedded, skipped_no_text (newest update has no prompt "
+            "text), deleted (tombstoned posts carried over).",
+            ["entity", "state"],
+            registry=registry,
+        )
+        self.state = Gauge(
+            "feedline_rollout_state",
+            "1 for the state a rollout to model_version is in (building, catching_up, "
+            "switched, failed), 0 for the others.",
+            ["model_version", "state"],
+            registry=registry,
+        )
+        self.duration = Gauge(
+            "feedline_rollout_duration_seconds",
+            "Seconds the current (or last) rollout has run, from its start to the switch or "
+            "the failure.",
+            registry=registry,
+        )
+        self.records = Counter(
+            "feedline_rollout_records",
+            "Records of the embeddings topics read by rollouts, by phase (building, catching_up).",
+            ["phase"],
+            registry=registry,
+        )
+        self.outcomes = Counter(
+            "feedline_rollouts",
+            "Rollouts finished, by outcome (switched, failed).",
+            ["outcome"],
+            registry=registry,
+        )
 
 
 def serve_metrics(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> None:
