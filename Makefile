@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration bench bench-index-1m bench-gpu lock schemas clean
+.PHONY: setup demo test check unit integration bench bench-index-1m bench-gpu bench-dual lock schemas clean
 
 setup: $(STAMP)  ## create .venv with the locked dependencies and feedline installed (editable)
 
@@ -44,6 +44,9 @@ bench: setup  ## the CPU benchmarks; one JSON object per line (DESIGN.md "Benchm
 	$(BIN)/python -m bench.index_snapshot --size 200000 --backends flat,ivf
 	$(BIN)/python -m bench.gr_scoring --candidates 100,500
 	$(BIN)/python -m bench.gr_quality
+
+bench-dual: setup  ## the dual-encoder ablations (about 25 minutes on 2 CPU cores)
+	$(BIN)/python -m bench.dual_ablation
 
 bench-gpu: setup  ## the GPU benchmarks (run through the device tool on a lent GPU)
 	$(BIN)/python -m bench.gr_attention --shapes 1000x500,4000x2000,8000x4000 --batch 8

@@ -8,7 +8,9 @@
 4. ask the feed of every member and score it: relevance@10 is the share of feed items on one
    of the member's interests, against the share a random feed would get;
 5. restart the query service from its snapshot; export the engagements, train the GR ranker on
-   them, restart the service with it, and score the GR-ranked feeds the same way.
+   them, restart the service with it, and score the GR-ranked feeds the same way;
+6. export a dual-encoder training set from the topics, fine-tune a few steps, and roll the new
+   model out to the running service (shadow index, atomic switch) while asking feeds.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from rich.console import Console
 from feedline.demo_analytics import export_and_query, restart_service
 from feedline.demo_ranking import train_and_rank
 from feedline.demo_report import print_member_feeds
+from feedline.demo_rollout import fine_tune_and_roll_out
 from feedline.errors import FeedlineError
 from feedline.processes import RoleGroup, pipeline_roles
 from feedline.world import World, WorldConfig, event_time_ms, generate_world
@@ -147,6 +150,16 @@ def _run_on(
                 client,
                 world,
                 lambda check, what: _wait(check, what, roles, 180),
+            )
+        )
+        summary.update(
+            fine_tune_and_roll_out(
+                console,
+                kafka,
+                workdir,
+                client,
+                world,
+                lambda check, what: _wait(check, what, roles, 600),
             )
         )
         if config.keep_running:

@@ -75,6 +75,17 @@ class QueryClient:
         response.raise_for_status()
         return RankResponse.model_validate(response.json())
 
+    def start_rollout(self, model_path: str, ranker_checkpoint: str | None = None) -> Any:
+        """``POST /v1/admin/rollout``; returns the status body."""
+        body = {"model_path": model_path, "ranker_checkpoint": ranker_checkpoint}
+        response = self._http.post("/v1/admin/rollout", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def rollout_status(self) -> Any:
+        """``GET /v1/admin/rollout``: the status body of the current or last rollout."""
+        return self._get("/v1/admin/rollout")
+
     def post(self, post_id: str) -> PostInfo | None:
         """``GET /v1/posts/{post_id}``; None when the post is not indexed."""
         response = self._http.get(f"/v1/posts/{post_id}")
