@@ -21,6 +21,11 @@ and its quality deltas are noisy; on a GPU raise ``--steps``. Training sets come
     python -m bench.dual_ablation                      # CPU: 30 steps per variant (~25 min)
     python -m bench.dual_ablation --steps 300 --batch 32 --device cuda
     python -m bench.dual_ablation --only history       # the memory/throughput part (~2 min)
+    python -m bench.dual_ablation --data my-train/     # hard negatives 0/1/2 on your own set
+
+With ``--data`` (a directory in the documented layout, e.g. from ``feedline export
+training-set``) only the hard-negative ablation runs: the other two need to re-render prompts,
+which only the synthetic world can do.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from models.encoder import TextEncoder, load_tokenizer
 from models.settings import EncoderSettings
 from processors.prompts import PromptConfig, PromptLibrary
 from processors.token_budget import TokenMeter
-from schemas.training_set import TrainingSet
+from schemas.training_set import TrainingSet, read_training_set
 
 BENCH = "dual_ablation"
 TOKEN_BUDGET_PER_BATCH = 16_384
@@ -60,7 +65,11 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", choices=["numbers", "hard", "history"], default=None)
+    parser.add_argument("--data", type=Path, default=None, help="a training-set directory")
     args = parser.parse_args()
+    if args.data is not None:
+        training_ablations({"percentile": read_training_set(args.data)}, args)
+        return
     world = generate_world(WorldConfig(seed=args.seed))
     library = default_library()
     if args.only in (None, "history"):
@@ -68,12 +77,20 @@ def main() -> None:
     if args.only == "history":
         return
     sets = {n: world_training_set(world, library, numbers=n) for n in ("percentile", "raw")}
+    training_ablations(sets, args)
+
+
+def training_ablations(sets: dict[str, TrainingSet], args: argparse.Namespace) -> None:
+    """Train and evaluate the variants of ``args.only`` (both when None) and print the
+    comparisons; ``sets`` maps number format to training set."""
+    only = "hard" if args.data is not None else args.only
     with tempfile.TemporaryDirectory(prefix="dual-ablation-") as tmp:
         trained = {
             name: _train_and_eval(sets[numbers], hard, Path(tmp) / name, args)
-            for name, numbers, hard in _variants(args.only)
+            for name, numbers, hard in _variants(only)
         }
-    cfg = {"seed": args.seed, "steps": args.steps, "batch": args.batch, "posts": 1000}
+    source = str(args.data) if args.data is not None else f"world seed {args.seed}"
+    cfg = {"data": source, "steps": args.steps, "batch": args.batch}
     if "raw_h1" in trained:
         raw, pct = trained["raw_h1"], trained["pct_h1"]
         r_pct, r_raw = pct.popularity_correlation, raw.popularity_correlation
@@ -115,11 +132,22 @@ def _train_and_eval(
     cfg = {"numbers": numbers, "hard_negatives": hard, "steps": result.steps, "batch": args.batch,
            "train_s": round(result.seconds, 1), "loss_first": round(result.step_losses[0], 4),
            "loss_last": round(result.step_losses[-1], 4)}  # fmt: skip
-    untrained = evaluate_retrieval(training_set, TextEncoder.load(EncoderSettings()))
+    untrained = _untrained(training_set)
     for metric in ("recall_at_10", "recall_at_50", "ndcg_at_10", "popularity_correlation"):
         emit(BENCH, cfg, f"trained_{metric}", getattr(report, metric), "value", "untrained",
              getattr(untrained, metric))  # fmt: skip
     return report
+
+
+_UNTRAINED: dict[int, RetrievalReport] = {}
+
+
+def _untrained(training_set: TrainingSet) -> RetrievalReport:
+    """The packaged model on ``training_set``, evaluated once per set."""
+    key = id(training_set)
+    if key not in _UNTRAINED:
+        _UNTRAINED[key] = evaluate_retrieval(training_set, TextEncoder.load(EncoderSettings()))
+    return _UNTRAINED[key]
 
 
 def history_ablation(world: object, args: argparse.Namespace) -> None:

@@ -31,16 +31,18 @@ from feedline.world_prompts import post_inputs
 from processors.feature_sketches import ACTION_COUNTERS
 from processors.percentiles import render_percentile
 from processors.prompts import PromptLibrary
-from schemas import MemberProfile, PostCreated
-from schemas.training_set import (
+from processors.training_rows import (
     BuildSpec,
     EngagementRow,
-    HistoryMode,
-    NumberFormat,
     PostInfo,
-    TrainingSet,
     assemble_training_set,
     split_time,
+)
+from schemas import MemberProfile, PostCreated
+from schemas.training_set import (
+    HistoryMode,
+    NumberFormat,
+    TrainingSet,
 )
 
 RAW_SUFFIX = "+raw-counts"

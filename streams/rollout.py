@@ -36,6 +36,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from index_store import IndexSettings, IndexStore, InvalidUpdate, Outcome, StoreUpdate
+from processors.newest_per_entity import NewestPerEntity
 from schemas import EmbeddingUpdate, Entity, InvalidRecord, decode
 from streams.errors import StreamsError, TopicError
 from streams.metrics import ROLLOUT_STATES, RolloutMetrics
@@ -103,45 +104,6 @@ class _Progress:
     skipped: dict[Entity, int] = field(default_factory=lambda: dict.fromkeys(ENTITIES, 0))
     deleted_posts: int = 0
     invalid: int = 0
-
-
-@dataclass
-class _Survivor:
-    """What the store would hold for one entity after applying its records in order."""
-
-    deleted: bool = False
-    update: EmbeddingUpdate | None = None
-    where: str = ""
-
-
-class _Reducer:
-    """Newest record per entity, with the store's rules: higher versions win, a post
-    tombstone is final, a member tombstone clears what came before it."""
-
-    def __init__(self) -> None:
-        self.entities: dict[tuple[Entity, str], _Survivor] = {}
-
-    def add(self, record: StoreUpdate, where: str) -> None:
-        survivor = self.entities.setdefault((record.entity, record.entity_id), _Survivor())
-        update = record.update
-        if update is None:
-            survivor.deleted, survivor.update, survivor.where = True, None, where
-        elif record.entity == "post" and survivor.deleted:
-            return
-        elif survivor.update is None or update.version > survivor.update.version:
-            survivor.update, survivor.where = update, where
-
-    def tombstones(self) -> list[StoreUpdate]:
-        """A tombstone per deleted entity (applied before any survivor)."""
-        return [StoreUpdate(e, i, None) for (e, i), s in self.entities.items() if s.deleted]
-
-    def survivors(self) -> list[tuple[StoreUpdate, str]]:
-        """The newest update per entity, with where it was read."""
-        return [
-            (StoreUpdate(e, i, s.update), s.where)
-            for (e, i), s in self.entities.items()
-            if s.update is not None
-        ]
 
 
 class Rollout:
@@ -255,7 +217,7 @@ class Rollout:
         return partitions
 
     async def _build(self, consumer: AIOKafkaConsumer, store: IndexStore, at: Positions) -> None:
-        reducer = _Reducer()
+        reducer = NewestPerEntity()
         ends = await consumer.end_offsets(list(at))
         async for records in self._read(consumer, at, ends, "building"):
             for record, where in records:
@@ -282,7 +244,7 @@ class Rollout:
             if round_ == self.catch_up_rounds:
                 break
             async for records in self._read(consumer, at, ends, "catching_up"):
-                reducer = _Reducer()  # per poll: only the newest version is worth embedding
+                reducer = NewestPerEntity()  # per poll: only the newest version is worth embedding
                 for record, where in records:
                     reducer.add(record, where)
                 await self._apply_tombstones(store, reducer.tombstones())

@@ -36,13 +36,15 @@ from typing import NamedTuple
 
 from confluent_kafka import Consumer, Message
 
-from schemas import Entity, InvalidRecord, PromptRequest, decode
-from schemas.training_set import (
+from processors.training_rows import (
     BuildSpec,
     EngagementRow,
     PostInfo,
     assemble_training_set,
     split_time,
+)
+from schemas import Entity, InvalidRecord, PromptRequest, decode
+from schemas.training_set import (
     write_training_set,
 )
 from streams.engagement_export import _Reader, _watermarks

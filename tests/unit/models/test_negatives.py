@@ -10,14 +10,16 @@ import pytest
 
 from feedline.world import POSITIVE_ACTIONS, World, generate_world
 from models.dual.negatives import NegativeSampler
-from schemas.training_set import (
-    EXAMPLES_SCHEMA,
+from processors.training_rows import (
     BuildSpec,
     EngagementRow,
     PostInfo,
-    TrainingSet,
     assemble_training_set,
     split_time,
+)
+from schemas.training_set import (
+    EXAMPLES_SCHEMA,
+    TrainingSet,
 )
 
 

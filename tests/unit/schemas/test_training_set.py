@@ -10,21 +10,23 @@ import pyarrow.parquet as pq
 import pytest
 
 from feedline.world import POSITIVE_ACTIONS as WORLD_POSITIVE_ACTIONS
+from processors.training_rows import (
+    POSITIVE_ACTIONS,
+    BuildSpec,
+    EngagementRow,
+    PostInfo,
+    assemble_training_set,
+    split_time,
+)
 from schemas import SchemaError
 from schemas.training_set import (
     EXAMPLES_SCHEMA,
     MANIFEST_FILE,
-    POSITIVE_ACTIONS,
     TABLES,
-    BuildSpec,
-    EngagementRow,
-    PostInfo,
     TrainingSet,
     TrainingSetError,
-    assemble_training_set,
     conform,
     read_training_set,
-    split_time,
     write_training_set,
 )
 
