@@ -33,7 +33,7 @@ from index_store.id_map import IdMap
 from index_store.pending import PendingVectors
 from index_store.post_table import PostRecord, PostTable
 from index_store.settings import IndexSettings
-from index_store.tracking import FreshnessWindow
+from index_store.tracking import FreshnessWindow, stage_seconds
 from schemas import EmbeddingUpdate, Entity
 
 Outcome = Literal["applied", "stale", "dropped_deleted", "removed", "absent"]
@@ -204,6 +204,7 @@ class IndexStore:
         for record, result in zip(records, results, strict=True):
             if result == "applied" and record.update is not None:
                 self.freshness.observe(record.entity, now - record.update.event_time_ms / 1000)
+                self.freshness.observe_stages(record.entity, stage_seconds(record.update, now))
 
     def member(self, member_id: str) -> MemberRecord | None:
         """The member's current record, or None if no embedding has arrived."""

@@ -12,6 +12,7 @@ from streams.metrics import IndexMetrics, RolloutMetrics
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 FRESHNESS_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, *FRESHNESS_BUCKETS)
 
 
 class ServiceMetrics(IndexMetrics):
@@ -32,6 +33,14 @@ class ServiceMetrics(IndexMetrics):
             "(live updates; not the start-up replay).",
             ["entity"],
             buckets=FRESHNESS_BUCKETS,
+            registry=registry,
+        )
+        self.stage_freshness = Histogram(
+            "feedline_freshness_stage_seconds",
+            "Time spent in each pipeline stage by updates that became visible, by entity: "
+            "event_to_prompt, prompt_to_embedding, embedding_to_visible.",
+            ["stage", "entity"],
+            buckets=STAGE_BUCKETS,
             registry=registry,
         )
         self.index_vectors = Gauge(
@@ -58,4 +67,9 @@ class ServiceMetrics(IndexMetrics):
         before it starts receiving updates, e.g. a rollout's shadow)."""
         store.freshness.observers.append(
             lambda entity, seconds: self.freshness.labels(entity).observe(seconds)
+        )
+        store.freshness.stage_observers.append(
+            lambda entity, stage, seconds: self.stage_freshness.labels(stage, entity).observe(
+                seconds
+            )
         )

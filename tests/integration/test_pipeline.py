@@ -230,6 +230,14 @@ def test_health_readiness_and_metrics(client: QueryClient, pipeline: Pipeline) -
         metric_value(pipeline.url + "/metrics", "feedline_index_vectors", {"entity": "post"})
         == posts
     )
+    publish(pipeline.kafka, post("staged-1", "Stage timings of a post made visible live"))
+    wait_visible(client, "staged-1")
+    for stage in ("event_to_prompt", "prompt_to_embedding", "embedding_to_visible"):
+        labels = {"stage": stage, "entity": "post"}
+        count = metric_value(
+            pipeline.url + "/metrics", "feedline_freshness_stage_seconds_count", labels
+        )
+        assert count >= 1, stage
     embed_url = f"http://127.0.0.1:{pipeline.embed_metrics_port}/metrics"
     upserts = {"entity": "post", "op": "upsert"}
     assert metric_value(embed_url, "feedline_embed_updates_total", upserts) >= posts

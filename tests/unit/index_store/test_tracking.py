@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from index_store import FreshnessWindow
+from index_store import FreshnessWindow, IndexStore
+from index_store.tracking import STAGES, stage_seconds
+from tests.unit.index_store.test_store import DIM, MODEL, update
 
 
 def test_empty_window_reports_count_zero() -> None:
@@ -46,3 +48,30 @@ def test_observers_see_every_observation() -> None:
     window.observe("post", 0.5)
     window.observe("member", 1.5)
     assert seen == [("post", 0.5), ("member", 1.5)]
+
+
+def test_stage_seconds_split_the_time_to_visible_by_stage() -> None:
+    record = update("p1", event_time_ms=1_000, prompted_at_ms=1_500, embedded_at_ms=4_000)
+    assert stage_seconds(record, now=10.0) == {
+        "event_to_prompt": 0.5,
+        "prompt_to_embedding": 2.5,
+        "embedding_to_visible": 6.0,
+    }
+    skewed = update("p1", event_time_ms=2_000, prompted_at_ms=1_000, embedded_at_ms=1_500)
+    assert stage_seconds(skewed, now=1.0)["event_to_prompt"] == 0.0  # clocks disagree: 0
+    assert tuple(stage_seconds(skewed, now=1.0)) == STAGES
+
+
+def test_applied_live_updates_report_their_stages_replays_do_not() -> None:
+    store = IndexStore(dim=DIM, model_version=MODEL)
+    seen: list[tuple[str, str, float]] = []
+    store.freshness.stage_observers.append(lambda e, s, v: seen.append((e, s, v)))
+    store.apply("post", "p1", update("p1", 1), live=False)
+    assert seen == []
+    store.apply("post", "p2", update("p2", 1))
+    store.apply("post", "p2", update("p2", 1))  # stale: not applied, not observed
+    assert [(e, s) for e, s, _ in seen] == [
+        ("post", "event_to_prompt"),
+        ("post", "prompt_to_embedding"),
+        ("post", "embedding_to_visible"),
+    ]
