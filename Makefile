@@ -5,9 +5,12 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration bench bench-index-1m bench-gpu bench-dual lock schemas clean
+.PHONY: setup demo test check unit integration bench bench-index-1m bench-gpu bench-dual lock schemas clean promtool
 
-setup: $(STAMP)  ## create .venv with the locked dependencies and feedline installed (editable)
+setup: $(STAMP) promtool  ## create .venv with the locked dependencies and feedline installed (editable)
+
+promtool:  ## promtool for the alert-rule tests: on PATH, cached in ~/.cache/feedline, or unpacked from Debian's prometheus package
+	@scripts/promtool.sh >/dev/null || echo "make: no promtool; tests/unit/feedline/test_monitoring.py will fail (see deploy/monitoring/README.md)" >&2
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "feedline needs Python >= 3.11"'

@@ -6,10 +6,12 @@ override the most common ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +21,7 @@ from feedline.dual_cli import eval_app, train_dual_encoder_command, world_traini
 from feedline.dual_export_cli import export_training_set_command
 from feedline.errors import FeedlineError
 from feedline.export_cli import export_app
+from feedline.lag_cli import lag_app
 from feedline.logs import configure_logging, log_effective_config
 from feedline.snapshot_cli import snapshot_app
 from feedline.train_cli import train_app
@@ -42,6 +45,7 @@ for sub, name in (
     (export_app, "export"),
     (train_app, "train"),
     (eval_app, "eval"),
+    (lag_app, "lag"),
 ):
     app.add_typer(sub, name=name)
 train_app.command("dual-encoder")(train_dual_encoder_command)
@@ -149,6 +153,40 @@ def serve(
     log_effective_config("serve", kafka, settings, encoder, index, ranker)
     api = create_app(kafka, settings, encoder, index, ranker)
     uvicorn.run(api, host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@app.command()
+def status(
+    once: Annotated[bool, typer.Option(help="print one screen and exit")] = False,
+    interval: Annotated[float, typer.Option(min=0.5, help="seconds between refreshes")] = 2.0,
+    service: Annotated[str, typer.Option(help="query service URL")] = "http://127.0.0.1:8080",
+    prompts_metrics: Annotated[
+        str, typer.Option(help="prompt processor /metrics URL")
+    ] = "http://127.0.0.1:9101/metrics",
+    embed_metrics: Annotated[
+        str, typer.Option(help="embedding worker /metrics URL")
+    ] = "http://127.0.0.1:9102/metrics",
+) -> None:
+    """One screen with the pipeline's health: roles, lag, freshness p99, index, DLQ counts."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from feedline.status import collect_status, kafka_lag_source, render
+    from streams.settings import KafkaSettings
+
+    urls = {"prompts": prompts_metrics, "embed": embed_metrics, "serve": f"{service}/metrics"}
+    lag = kafka_lag_source(KafkaSettings())
+    console = Console()
+    if once:
+        console.print(render(collect_status(service, urls, lag)))
+        return
+    with (
+        Live(render(collect_status(service, urls, lag)), console=console) as live,
+        contextlib.suppress(KeyboardInterrupt),  # Ctrl-C ends the watch
+    ):
+        while True:
+            time.sleep(interval)
+            live.update(render(collect_status(service, urls, lag)))
 
 
 @schemas_app.command("export")

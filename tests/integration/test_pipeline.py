@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from rich.console import Console
 
+from feedline.status import collect_status, kafka_lag_source, render
 from service.client import QueryClient
 from streams.dlq import error_headers
 from streams.producer import EventProducer
@@ -268,3 +270,29 @@ def test_without_a_gr_checkpoint_feeds_say_they_are_in_retrieval_order(
     )
     assert response.status_code == 503 and response.json()["error_type"] == "ranker_unavailable"
     assert client.stats().ranker_note == "no GR checkpoint configured"
+
+
+def test_status_screen_shows_roles_index_and_lag(
+    kafka: KafkaSettings, client: QueryClient, pipeline: Pipeline
+) -> None:
+    urls = {
+        "prompts": f"http://127.0.0.1:{pipeline.prompts_metrics_port}/metrics",
+        "embed": f"http://127.0.0.1:{pipeline.embed_metrics_port}/metrics",
+        "serve": f"{pipeline.url}/metrics",
+    }
+    publish(kafka, post("status-1", "A post the status screen waits for"))
+    wait_visible(client, "status-1")
+    lag = kafka_lag_source(kafka)
+    wanted = {kafka.topic("feedline-embed"), kafka.topic("feedline-prompts")}
+    wait_until(
+        lambda: wanted <= {line.group for line in lag()}, 60, "both pipeline groups in the lag"
+    )
+    report = collect_status(pipeline.url, urls, lag)
+    assert all(role.up for role in report.roles), report.roles
+    assert report.stats is not None and report.stats["posts"] == client.stats().posts
+    assert report.lag_error is None
+    assert wanted <= {line.group for line in report.lag}
+    console = Console(record=True, width=200)
+    console.print(render(report))
+    screen = console.export_text()
+    assert "feedline status" in screen and kafka.topic("prompts.posts") in screen

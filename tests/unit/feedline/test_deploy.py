@@ -13,12 +13,14 @@ from feedline.cli import app
 from models.settings import EncoderSettings
 from service.settings import ServiceSettings
 from streams.embed_worker import EmbedWorkerSettings
+from streams.lag_exporter import LagExporterSettings
 from streams.prompt_settings import PromptWorkerSettings
 from streams.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 SETTINGS: list[type[BaseSettings]] = [
     KafkaSettings, PromptWorkerSettings, EmbedWorkerSettings, EncoderSettings, ServiceSettings,
+    LagExporterSettings,
 ]  # fmt: skip
 
 
@@ -38,7 +40,7 @@ def compose() -> dict:
 def test_every_feedline_service_runs_a_real_cli_command(compose: dict) -> None:
     runner = CliRunner()
     roles = {n: s for n, s in compose["services"].items() if s.get("build")}
-    assert set(roles) == {"topics", "prompts", "embed", "serve"}
+    assert set(roles) == {"topics", "prompts", "embed", "serve", "lag"}
     for name, service in roles.items():
         result = runner.invoke(app, [*service["command"], "--help"])
         assert result.exit_code == 0, (name, result.output)
@@ -62,6 +64,7 @@ def test_prometheus_scrapes_each_role_on_its_metrics_port(compose: dict) -> None
         f"prompts:{env['prompts']['FEEDLINE_PROMPTS_METRICS_PORT']}",
         f"embed:{env['embed']['FEEDLINE_EMBED_METRICS_PORT']}",
         "serve:8080",
+        f"lag:{env['lag']['FEEDLINE_LAG_PORT']}",
     }
 
 
