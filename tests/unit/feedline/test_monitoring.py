@@ -40,6 +40,11 @@ GRAFANA_VARIABLES = re.compile(r"\$(__rate_interval|__interval|__range)\b|\$\{[^
 @pytest.fixture(scope="module")
 def promtool() -> str:
     """The path scripts/promtool.sh finds or fetches (Debian's prometheus package)."""
+    return find_promtool()
+
+
+def find_promtool() -> str:
+    """The path scripts/promtool.sh finds or fetches; fails the test with its reason."""
     script = ROOT / "scripts" / "promtool.sh"
     result = subprocess.run(
         ["sh", str(script)], capture_output=True, text=True, timeout=600, check=False
