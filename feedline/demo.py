@@ -103,9 +103,12 @@ def _run_on(
     kafka: KafkaSettings, bootstrap: str, workdir: Path, config: DemoConfig
 ) -> dict[str, Any]:
     port = free_port()
+    metrics_ports = {"prompts": free_port(), "embed": free_port()}
     env = {
         "FEEDLINE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "FEEDLINE_LOG_LEVEL": "INFO",
+        "FEEDLINE_PROMPTS_METRICS_PORT": str(metrics_ports["prompts"]),
+        "FEEDLINE_EMBED_METRICS_PORT": str(metrics_ports["embed"]),
         "FEEDLINE_PROMPTS_DATA_DIR": str(workdir / "prompts"),
         "FEEDLINE_INDEX_SNAPSHOT_DIR": str(workdir / "snapshots"),
         "FEEDLINE_INDEX_SNAPSHOT_INTERVAL_S": "10",
@@ -163,7 +166,7 @@ def _run_on(
             )
         )
         if config.keep_running:
-            _hold(port, bootstrap, workdir)
+            _hold(port, bootstrap, workdir, metrics_ports)
     export_and_query(
         console, workdir / "snapshots", config.analytics_dir, world.members[0]["member_id"]
     )
@@ -327,7 +330,7 @@ def _wait(condition: Callable[[], bool], what: str, roles: RoleGroup, timeout_s:
     raise DemoError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
-def _hold(port: int, bootstrap: str, workdir: Path) -> None:
+def _hold(port: int, bootstrap: str, workdir: Path, metrics_ports: dict[str, int]) -> None:
     console.print(
         f"\n[bold]The stack is up[/bold] (Ctrl-C to stop). Kafka: {bootstrap}; "
         f"logs: {workdir}/logs\n"
@@ -337,7 +340,11 @@ def _hold(port: int, bootstrap: str, workdir: Path) -> None:
         '-d \'{"text": "kubernetes cost optimisation", "k": 5}\'\n'
         f"  curl -s -XPOST http://127.0.0.1:{port}/v1/rank -H 'content-type: application/json' "
         '-d \'{"member_id": "m00001", "post_ids": ["p000001", "p000002"]}\'\n'
-        f"  curl -s http://127.0.0.1:{port}/metrics | grep feedline_"
+        f"  curl -s http://127.0.0.1:{port}/metrics | grep feedline_\n"
+        f"  FEEDLINE_KAFKA_BOOTSTRAP_SERVERS={bootstrap} feedline status "
+        f"--service http://127.0.0.1:{port} "
+        f"--prompts-metrics http://127.0.0.1:{metrics_ports['prompts']}/metrics "
+        f"--embed-metrics http://127.0.0.1:{metrics_ports['embed']}/metrics"
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
