@@ -47,6 +47,7 @@ class StatusReport(NamedTuple):
 
     roles: list[RoleStatus]
     stats: dict[str, Any] | None
+    rollout: dict[str, Any] | None
     lag: list[LagLine]
     lag_error: str | None
     taken_at: float
@@ -60,15 +61,16 @@ def collect_status(
 ) -> StatusReport:
     """Ask every endpoint once; a role that does not answer is reported down, not fatal."""
     roles = [_role(name, url, timeout_s) for name, url in metrics_urls.items()]
-    stats = None
+    stats = rollout = None
     with contextlib.suppress(httpx.HTTPError, ValueError):  # shown as "unreachable"
         stats = httpx.get(f"{service_url}/v1/stats", timeout=timeout_s).json()
+        rollout = httpx.get(f"{service_url}/v1/admin/rollout", timeout=timeout_s).json()
     lag_error, lines = None, []
     try:
         lines = lag()
     except Exception as error:  # any broker failure is shown on the screen, not raised
         lag_error = f"{type(error).__name__}: {error}"
-    return StatusReport(roles, stats, lines, lag_error, time.time())
+    return StatusReport(roles, stats, rollout, lines, lag_error, time.time())
 
 
 def _role(name: str, url: str, timeout_s: float) -> RoleStatus:
@@ -87,7 +89,30 @@ def _role(name: str, url: str, timeout_s: float) -> RoleStatus:
 
 def render(report: StatusReport) -> Group:
     """The screen: roles, index, lag, dead letters."""
-    return Group(_roles(report), _index(report.stats), _lag(report), _dead_letters(report))
+    parts = [_roles(report), _index(report.stats)]
+    if report.rollout and report.rollout.get("state") not in (None, "idle"):
+        parts.append(_rollout(report.rollout))
+    return Group(*parts, _lag(report), _dead_letters(report))
+
+
+def _rollout(rollout: dict[str, Any]) -> Table:
+    table = Table(title="model rollout")
+    for column in ("state", "to model", "posts", "members", "seconds"):
+        table.add_column(column)
+    entities = rollout.get("entities", {})
+
+    def progress(entity: str) -> str:
+        counts = entities.get(entity, {})
+        return f"{counts.get('embedded', 0)}/{counts.get('target', 0)}"
+
+    table.add_row(
+        str(rollout.get("state")),
+        str(rollout.get("model_version")),
+        progress("post"),
+        progress("member"),
+        f"{rollout.get('seconds', 0.0):.1f}",
+    )
+    return table
 
 
 def _roles(report: StatusReport) -> Table:
