@@ -16,12 +16,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import torch
 from prometheus_client import CollectorRegistry
-from transformers import AutoTokenizer, BertConfig, BertModel
 
 from index_store import IndexSettings, IndexStore
-from models.encoder import TextEncoder, default_model_path
+from models.encoder import TextEncoder
 from models.settings import EncoderSettings
 from schemas import EmbeddingUpdate, encode
 from service.client import QueryClient
@@ -35,6 +33,7 @@ from tests.integration.conftest import Pipeline
 from tests.integration.events import delete, post, profile
 from tests.integration.kafka_tools import read_topic, wait_until
 from tests.integration.test_pipeline import publish, wait_visible
+from tests.tiny_models import save_tiny_model
 
 pytestmark = pytest.mark.integration
 
@@ -46,19 +45,7 @@ DELETED = {f"p{i}" for i in range(0, POSTS, 12)}  # 5 tombstoned posts
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 32-dim BERT with random weights and the MiniLM tokenizer, saved like a real model."""
-    directory = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    BertModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-bert"), "bert")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from models import (
     EncoderSettings,
@@ -23,6 +22,7 @@ from models import (
     pool,
 )
 from models.encoder import MODEL_CARD_FILE
+from tests.tiny_models import save_tiny_model
 
 TEXTS = [
     "post | format: text\ntext: How we cut Kafka consumer lag in half",
@@ -201,20 +201,7 @@ def test_hash_version_changes_with_the_files(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-    )
-    LlamaForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama")
 
 
 def test_decoder_model_uses_last_token_pooling(tiny_llama: Path) -> None:

@@ -12,13 +12,13 @@ import pytest
 import torch
 from pydantic import ValidationError
 from safetensors.torch import load_file
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from models import EncoderSettings, TextEncoder, default_model_path
 from models.dual.examples import ContrastiveExample, TrainingDataError
 from models.dual.train_settings import DualTrainSettings
 from models.dual.trainer import DualTrainResult, train_dual_encoder
 from models.encoder import MODEL_CARD_FILE
+from tests.tiny_models import save_tiny_model
 
 TOPICS = [  # (member headline, the post they engaged with): related, rarely the same words
     (
@@ -189,20 +189,7 @@ def test_percentile_token_rows_are_trained(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-    )
-    LlamaForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama")
 
 
 def test_decoder_trains_with_last_token_pooling_and_reloads(
