@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 from bisect import bisect_left
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping
 
 from feedline.world import POSITIVE_ACTIONS, World
-from feedline.world_prompts import post_inputs
-from processors.feature_sketches import ACTION_COUNTERS
+from feedline.world_prompts import post_inputs, raw_counts
 from processors.percentiles import render_percentile
 from processors.prompts import PromptLibrary
 from processors.training_rows import (
@@ -101,17 +100,6 @@ def world_post_prompts(
     return {
         p: render_post_raw(library, post, pcts, counts[p]) for p, (post, pcts) in inputs.items()
     }
-
-
-def raw_counts(world: World) -> dict[str, dict[str, int]]:
-    """post_id → feature → raw count over the world's engagements (and author followers)."""
-    counts: dict[str, Counter[str]] = {p["post_id"]: Counter() for p in world.posts}
-    for engagement in world.engagements:
-        if (feature := ACTION_COUNTERS.get(engagement["action"])) is not None:
-            counts[engagement["post_id"]][feature] += 1
-    for post in world.posts:
-        counts[post["post_id"]]["followers"] = post.get("author_followers") or 0
-    return {post_id: dict(c) for post_id, c in counts.items()}
 
 
 def render_post_raw(

@@ -16,19 +16,25 @@ from processors.prompts import PromptLibrary
 from schemas import MemberProfile, PostCreated
 
 
-def post_inputs(world: World) -> dict[str, tuple[PostCreated, dict[str, int]]]:
-    """post_id → (post, percentile per feature of its final counts among all posts)."""
+def raw_counts(world: World) -> dict[str, dict[str, int]]:
+    """post_id → feature → raw count over the world's engagements (and author followers)."""
     counts: dict[str, Counter[str]] = {p["post_id"]: Counter() for p in world.posts}
     for engagement in world.engagements:
         if (feature := ACTION_COUNTERS.get(engagement["action"])) is not None:
             counts[engagement["post_id"]][feature] += 1
     for post in world.posts:
         counts[post["post_id"]]["followers"] = post.get("author_followers") or 0
-    sketches = {f: PercentileSketch.of(c[f] for c in counts.values()) for f in FEATURES}
+    return {post_id: dict(c) for post_id, c in counts.items()}
+
+
+def post_inputs(world: World) -> dict[str, tuple[PostCreated, dict[str, int]]]:
+    """post_id → (post, percentile per feature of its final counts among all posts)."""
+    counts = raw_counts(world)
+    sketches = {f: PercentileSketch.of(c.get(f, 0) for c in counts.values()) for f in FEATURES}
     return {
         p["post_id"]: (
             PostCreated.model_validate(p),
-            {f: sketches[f].percentile(counts[p["post_id"]][f]) for f in FEATURES},
+            {f: sketches[f].percentile(counts[p["post_id"]].get(f, 0)) for f in FEATURES},
         )
         for p in world.posts
     }

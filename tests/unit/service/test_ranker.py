@@ -14,9 +14,10 @@ from models.gr.config import GRConfig
 from models.gr.features import PostAttrs
 from models.gr.scoring import request_inputs, score
 from processors.engagement_history import HistoryEvent, MemberHistories
-from schemas import EmbeddingUpdate
+from schemas import EmbeddingUpdate, Entity
 from service.ranker import Ranker
 from service.ranker_settings import RankerSettings
+from tests.unit.index_store.test_store import update
 from tests.unit.models.gr.gr_fixtures import random_model, unit_rows
 
 DIM, MODEL = 16, "emb-v1"
@@ -25,19 +26,8 @@ VECTORS = unit_rows(np.random.default_rng(0), 21, DIM)  # 20 posts, then the mem
 
 
 def _update(entity_id: str, vector: np.ndarray, attrs: dict[str, str]) -> EmbeddingUpdate:
-    return EmbeddingUpdate(
-        entity="post" if entity_id.startswith("p") else "member",
-        entity_id=entity_id,
-        version=1,
-        dim=DIM,
-        vector_b64=EmbeddingUpdate.encode_vector(vector),
-        model_version=MODEL,
-        prompt_version="v",
-        attrs=attrs,
-        event_time_ms=1,
-        prompted_at_ms=1,
-        embedded_at_ms=1,
-    )
+    entity: Entity = "post" if entity_id.startswith("p") else "member"
+    return update(entity_id, 1, vector, entity=entity, attrs=attrs, model_version=MODEL)
 
 
 @pytest.fixture
