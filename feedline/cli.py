@@ -59,19 +59,31 @@ DEFAULT_KAFKA_DIR = Path(".feedline/kafka")
 
 @kafka_app.command("start")
 def kafka_start(data_dir: Annotated[Path, typer.Option()] = DEFAULT_KAFKA_DIR) -> None:
-    """Start a single-node KRaft broker in the background; prints its bootstrap address."""
-    from streams.local_broker import LocalKafka
+    """Start a single-node KRaft broker in the background; prints its bootstrap address.
 
+    A directory that already holds a broker's data restarts that broker: same cluster id, same
+    ports, every topic and committed offset kept. Delete the directory to start afresh.
+    """
+    from streams.local_broker import LocalKafka, pid_alive
+
+    state_file = data_dir / "broker.json"
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        if pid_alive(int(state["pid"])):
+            typer.echo(f"export FEEDLINE_KAFKA_BOOTSTRAP_SERVERS={state['bootstrap_servers']}")
+            log.info("the broker in %s is already running (pid %s)", data_dir, state["pid"])
+            return
     broker = LocalKafka(data_dir.resolve())
+    restarted = broker.formatted
     bootstrap = broker.start(detach=True)
-    state = {"pid": broker.pid, "bootstrap_servers": bootstrap}
-    (data_dir / "broker.json").write_text(json.dumps(state))
+    state_file.write_text(json.dumps({"pid": broker.pid, "bootstrap_servers": bootstrap}))
+    log.info("%s the broker in %s", "restarted" if restarted else "started", data_dir)
     typer.echo(f"export FEEDLINE_KAFKA_BOOTSTRAP_SERVERS={bootstrap}")
 
 
 @kafka_app.command("stop")
 def kafka_stop(data_dir: Annotated[Path, typer.Option()] = DEFAULT_KAFKA_DIR) -> None:
-    """Stop the broker started by ``feedline kafka start``."""
+    """Stop the broker started by ``feedline kafka start`` (its data stays for a restart)."""
     from streams.local_broker import stop_pid
 
     state_file = data_dir / "broker.json"

@@ -1,9 +1,14 @@
 """A real single-node Apache Kafka broker (KRaft) for development, tests and the demo.
 
-No Docker: the broker runs from its Maven Central jars (see ``kafka_jars``) on free loopback
-ports, with storage formatted in a data directory of the caller's choosing. ``start()`` returns
-only once the broker answers a metadata request; ``stop()`` sends SIGTERM (a clean shutdown) and
-escalates to SIGKILL after a grace period.
+No Docker: the broker runs from its Maven Central jars (see ``kafka_jars``) on loopback ports,
+with its storage in a data directory of the caller's choosing. The first start in an empty
+directory picks two free ports, writes ``server.properties`` and formats the storage with a new
+cluster id; every later start in the same directory (after ``stop()``, ``kill()``, a crash, or
+in another process) reuses those ports and that storage, so topics, records and committed
+offsets survive a restart. Wipe the directory to start from nothing.
+
+``start()`` returns only once the broker answers a metadata request; ``stop()`` sends SIGTERM
+(a clean shutdown) and escalates to SIGKILL after a grace period; ``kill()`` is a crash.
 
 Example::
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -53,6 +59,7 @@ class LocalKafka:
         self.data_dir = data_dir
         self.settings = settings or LocalBrokerSettings()
         self.broker_port = 0
+        self._controller_port = 0
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -80,18 +87,34 @@ class LocalKafka:
         """
         libs = ensure_broker_jars(self.settings.cache_dir, self.settings.version)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        properties = self._write_config()
-        self._format_storage(libs, properties)
+        properties = self._config()
+        if not self.formatted:
+            self._format_storage(libs, properties)
+        self._check_ports_free()
         self._process = self._launch(libs, properties, detach)
         self._wait_until_serving()
         log.info("local Kafka %s serving on %s", self.settings.version, self.bootstrap_servers)
         return self.bootstrap_servers
+
+    @property
+    def formatted(self) -> bool:
+        """Whether the data directory already holds formatted KRaft storage."""
+        return (self.data_dir / "kraft-logs" / "meta.properties").exists()
 
     def stop(self, grace_s: float = 30.0) -> None:
         """Shut the broker down cleanly (SIGTERM), killing it after ``grace_s`` seconds."""
         if self._process is None:
             return
         stop_pid(self._process.pid, grace_s)
+        self._process.wait()
+        self._process = None
+
+    def kill(self) -> None:
+        """SIGKILL the broker: a crash, with no clean shutdown. ``start()`` brings it back on
+        the same ports and data."""
+        if self._process is None:
+            return
+        self._process.kill()
         self._process.wait()
         self._process = None
 
@@ -107,15 +130,30 @@ class LocalKafka:
     ) -> None:
         self.stop()
 
-    def _write_config(self) -> Path:
-        self.broker_port, controller_port = free_port(), free_port()
+    def _config(self) -> Path:
+        """``server.properties``: the existing one (same ports, same storage), or a new one on
+        free ports for an empty directory."""
         (self.data_dir / "logs").mkdir(exist_ok=True)
         properties = self.data_dir / "server.properties"
-        properties.write_text(_server_properties(self.data_dir, self.broker_port, controller_port))
+        if properties.exists():
+            self.broker_port, self._controller_port = _ports(properties)
+        else:
+            self.broker_port, self._controller_port = free_port(), free_port()
+            text = _server_properties(self.data_dir, self.broker_port, self._controller_port)
+            properties.write_text(text)
         (self.data_dir / "log4j2.properties").write_text(
             LOG4J2_PROPERTIES.format(log_file=self.log_file)
         )
         return properties
+
+    def _check_ports_free(self) -> None:
+        for port in (self.broker_port, self._controller_port):
+            if not port_free(port):
+                raise LocalBrokerError(
+                    f"port {port} of the broker in {self.data_dir} is in use: is that broker "
+                    "already running (feedline kafka stop), or another program on it? "
+                    f"To start afresh on new ports, delete {self.data_dir}"
+                )
 
     def _java(self, libs: Path, main_class: str, *args: str) -> list[str]:
         return [
@@ -208,6 +246,29 @@ def _server_properties(data_dir: Path, broker_port: int, controller_port: int) -
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
+def _ports(properties: Path) -> tuple[int, int]:
+    """(broker port, controller port) of an existing ``server.properties``."""
+    listeners = ""
+    for line in properties.read_text().splitlines():
+        if line.startswith("listeners="):
+            listeners = line.removeprefix("listeners=")
+    ports = dict(re.findall(r"(PLAINTEXT|CONTROLLER)://[^:]+:(\d+)", listeners))
+    if set(ports) != {"PLAINTEXT", "CONTROLLER"}:
+        raise LocalBrokerError(f"{properties} has no PLAINTEXT and CONTROLLER listeners")
+    return int(ports["PLAINTEXT"]), int(ports["CONTROLLER"])
+
+
+def port_free(port: int) -> bool:
+    """Whether a TCP port on 127.0.0.1 can be bound now (SO_REUSEADDR, as the JVM binds)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -229,6 +290,11 @@ def stop_pid(pid: int, grace_s: float = 30.0) -> bool:
     log.warning("broker pid %d ignored SIGTERM for %.0fs; killing it", pid, grace_s)
     os.kill(pid, signal.SIGKILL)
     return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (and is not a zombie child of ours)."""
+    return _alive(pid)
 
 
 def _alive(pid: int) -> bool:
