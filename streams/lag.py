@@ -29,9 +29,10 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import OffsetSpec
 
 from streams.errors import StreamsError
+from streams.kafka_clients import admin_client, confluent_consumer
 from streams.settings import KafkaSettings
 
 NO_OFFSET = -1001  # librdkafka's OFFSET_INVALID: the group committed nothing yet
@@ -207,7 +208,7 @@ class KafkaOffsetsSource:
     def __init__(self, kafka: KafkaSettings, timeout_s: float = 10.0) -> None:
         self.kafka = kafka
         self.timeout_s = timeout_s
-        self._admin = AdminClient(kafka.confluent_config())
+        self._admin = admin_client(kafka)
 
     def partition_counts(self) -> dict[str, int]:
         """Every existing topic (cluster name) and its partition count."""
@@ -238,7 +239,10 @@ class KafkaOffsetsSource:
     def timestamps(self, positions: Mapping[Partition, int]) -> dict[Partition, int]:
         """Timestamp (epoch ms) of the first record at or after each position; partitions
         that returned nothing within ``timeout_s`` are left out."""
-        consumer = Consumer(self._consumer_config())
+        # librdkafka insists on a group id; it is never joined nor committed to. Offset reset
+        # is earliest: a record deleted meanwhile reads as the next oldest
+        group = self.kafka.topic("feedline-lag-exporter")
+        consumer = confluent_consumer(self.kafka, group, **{"fetch.wait.max.ms": 100})
         try:
             consumer.assign([TopicPartition(t, p, o) for (t, p), o in positions.items()])
             return self._first_timestamps(consumer, positions)
@@ -267,16 +271,6 @@ class KafkaOffsetsSource:
                 done.add(key)
                 consumer.pause([TopicPartition(*key)])  # one record per partition is enough
         return found
-
-    def _consumer_config(self) -> dict[str, Any]:
-        return {
-            **self.kafka.confluent_config(),
-            # librdkafka insists on a group id; it is never joined nor committed to
-            "group.id": self.kafka.topic("feedline-lag-exporter"),
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",  # the record was deleted meanwhile: next oldest
-            "fetch.wait.max.ms": 100,
-        }
 
     def _offsets(self, partitions: Sequence[Partition], spec: OffsetSpec) -> dict[Partition, int]:
         request = {TopicPartition(t, p): spec for t, p in partitions}
@@ -312,3 +306,20 @@ def consumer_group_lag(
     earliest, latest = source.watermarks(partitions)
     committed = source.group_state(group).committed
     return {(r.topic, r.partition): r.lag for r in lag_rows(committed, earliest, latest)}
+
+
+def resume_offsets(
+    kafka: KafkaSettings, group: str, partitions: Sequence[Partition], timeout_s: float = 10.0
+) -> dict[Partition, int]:
+    """Where ``group`` resumes on each of ``partitions``: its committed offset, or the
+    partition's earliest offset when it never committed or fell out of retention
+    (``LagRow.next_offset``). A fresh client per call, so a broker restart cannot leave it
+    stale.
+
+    Raises:
+        LagReadError: the broker did not answer.
+    """
+    source = KafkaOffsetsSource(kafka, timeout_s)
+    committed = source.group_state(group).committed
+    earliest, latest = source.watermarks(partitions)
+    return {(r.topic, r.partition): r.next_offset for r in lag_rows(committed, earliest, latest)}

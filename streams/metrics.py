@@ -35,6 +35,22 @@ class PromptMetrics(StreamMetrics):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         super().__init__(registry)
+        self.offset_verdicts = Counter(
+            "feedline_offset_verdicts",
+            "Delivered records not processed as they came, by topic and verdict: skipped "
+            "(below the next expected offset: processed already, or fetched before a seek) "
+            "and seek (above it: the partition was sought back to fetch what was not "
+            "delivered).",
+            ["topic", "verdict"],
+            registry=registry,
+        )
+        self.commits = Counter(
+            "feedline_offset_commits",
+            "Offset commits by outcome (committed; rebalanced: the group moved on, the new "
+            "owner redoes the records).",
+            ["outcome"],
+            registry=registry,
+        )
         self.reembeds = Counter(
             "feedline_reembed_decisions",
             "Re-embedding decisions by entity, decision (triggered, suppressed) and reason.",
@@ -79,6 +95,14 @@ class EmbedMetrics(StreamMetrics):
             "feedline_embed_updates",
             "Embedding updates published, by entity and operation.",
             ["entity", "op"],
+            registry=registry,
+        )
+        self.transactions = Counter(
+            "feedline_embed_transactions",
+            "Per-partition transactions (a batch's outputs and its offset) by outcome: "
+            "committed; fenced (a newer owner took the partition: nothing visible); failed "
+            "(aborted on a broker error, the batch is redone).",
+            ["outcome"],
             registry=registry,
         )
 

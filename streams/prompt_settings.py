@@ -33,6 +33,12 @@ class PromptWorkerSettings(BaseSettings):
     member_debounce_s: float = Field(5.0, ge=0)
     sketch_k: int = Field(DEFAULT_K, ge=8, description="KLL accuracy parameter")
     sketch_refresh_every: int = Field(1_000, ge=1, description="most changes between rebuilds")
+    commit_interval_s: float = Field(
+        2.0, gt=0, description="how often processed offsets are committed"
+    )
+    delivery_timeout_s: float = Field(
+        300.0, gt=0, description="longest wait for sends before a commit; then the worker stops"
+    )
 
     def prompt_config(self) -> PromptConfig:
         """What shapes prompt text (hashed into ``prompt_version``)."""

@@ -1,22 +1,31 @@
 """The prompt processor role: a Faust app with one agent per side (see ``prompt_handlers``).
 
 Partition/offset/commit behaviour: each agent runs with concurrency 1, so records of a
-partition are handled strictly in order. Faust acknowledges a record once the agent has moved
-past it, and before committing offsets it flushes the producer (prompts, repartitioned
-engagements, dead letters, ticks and table changelogs), so a committed offset always has its
-effects in Kafka: at-least-once. Duplicates after a crash carry the same versions and are
-idempotent downstream. Table state (post features and counts, percentile sketches, member
-profiles, histories and negatives) is recovered from the changelog topics on restart.
-A timer sends a tick to every partition of ``engagements.by-member`` this worker owns, so
-debounced member changes are published even when no further event arrives.
+partition are handled strictly in order. The input topics are subscribed with ``acks=False``:
+faust neither tracks nor commits them, because its acknowledgements run ahead of processing
+(``streams.prompt_commits`` has the reproduced loss). A ``PromptCommitter`` admits each
+record against its ``OffsetLedger`` (seeking back over anything not delivered), tracks every
+send the record causes (prompts, repartitioned engagements, dead letters, table changelog
+writes), and commits a partition's offset only once the records below it are processed and
+their sends acknowledged: on a timer, before partitions are revoked, and at shutdown. A
+committed offset therefore always has its effects in Kafka: at-least-once. Duplicates after
+a crash carry versions that only grow and are idempotent downstream. Table state (post
+features and counts, percentile sketches, member profiles, histories and negatives) is
+recovered from the changelog topics on restart. A timer sends a tick to every partition of
+``engagements.by-member`` this worker owns, so debounced member changes are published even
+when no further event arrives. The producer is idempotent with ``acks=all``
+(``streams.faust_transport``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import faust
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from models.encoder import load_tokenizer
@@ -24,7 +33,12 @@ from models.settings import EncoderSettings
 from processors.feature_sketches import PartitionSketches
 from processors.prompts import PromptLibrary
 from processors.token_budget import TokenMeter
+from streams.backoff import retry
+from streams.deliveries import DeliveryTracker
+from streams.faust_transport import TrackedTable, use_feedline_transport
+from streams.lag import LagReadError, resume_offsets
 from streams.metrics import PromptMetrics, serve_metrics
+from streams.prompt_commits import PromptCommitter, ResumeOffsets
 from streams.prompt_handlers import PromptHandlers, PromptTables
 from streams.prompt_settings import PromptWorkerSettings
 from streams.records import Incoming, Outgoing, normalise_headers
@@ -45,7 +59,10 @@ RAW: dict[str, Any] = {
     "value_type": bytes,
     "key_serializer": "raw",
     "value_serializer": "raw",
+    "acks": False,  # offsets are committed by PromptCommitter, not from faust's acks
 }
+Handle = Callable[[Incoming, PromptTables], list[Outgoing]]
+"""``PromptHandlers.on_post_side`` or ``on_member_side``."""
 TABLES = (
     "posts",
     "post_counts",
@@ -57,9 +74,16 @@ TABLES = (
 )
 
 
+class PromptApp(NamedTuple):
+    """The Faust app and the committer that owns its offsets."""
+
+    app: faust.App
+    committer: PromptCommitter
+
+
 def build_prompt_app(
     kafka: KafkaSettings, settings: PromptWorkerSettings, handlers: PromptHandlers
-) -> faust.App:
+) -> PromptApp:
     """A Faust app wired to the catalog topics; ``run_prompt_worker`` runs it."""
     app = faust.App(
         kafka.topic(settings.app_id),
@@ -72,39 +96,90 @@ def build_prompt_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
+        Table=TrackedTable,
     )
-    tables = PromptTables(**{n: app.Table(n, partitions=kafka.partitions) for n in TABLES})
+    use_feedline_transport(app)
+    deliveries = DeliveryTracker()
+    tables = PromptTables(
+        **{n: app.Table(n, partitions=kafka.partitions, deliveries=deliveries) for n in TABLES}
+    )
     by_member = kafka.topic(ENGAGEMENTS_BY_MEMBER.name)
-    post_side = app.topic(
-        *(kafka.topic(s.name) for s in (POSTS_CREATED, POSTS_DELETED, ENGAGEMENTS)), **RAW
+    post_topics = [kafka.topic(s.name) for s in (POSTS_CREATED, POSTS_DELETED, ENGAGEMENTS)]
+    member_topics = [kafka.topic(MEMBERS_PROFILE.name), by_member]
+    committer = PromptCommitter(
+        lambda: app.consumer,  # type: ignore[arg-type,return-value]
+        [*post_topics, *member_topics],
+        _resume_lookup(kafka, app.conf.id),
+        deliveries,
+        handlers.metrics,
+        settings.delivery_timeout_s,
     )
-    member_side = app.topic(kafka.topic(MEMBERS_PROFILE.name), by_member, **RAW)
     sinks: dict[str, faust.types.TopicT] = {}
 
     async def publish(records: list[Outgoing]) -> None:
         for out in records:
             if out.topic not in sinks:
                 sinks[out.topic] = app.topic(out.topic, **RAW)
-            await sinks[out.topic].send(
+            delivery = await sinks[out.topic].send(
                 key=out.key, value=out.value, headers=out.headers, partition=out.partition
             )
+            deliveries.track(delivery)
 
-    @app.agent(post_side, name="post-side", concurrency=1)
+    async def consume(name: str, stream: faust.StreamT[bytes], handle: Handle) -> None:
+        async for event in stream.events():
+            async with committer.handling(name):
+                record = _incoming(event)
+                tp = TP(record.topic, record.partition)
+                if await committer.admit(tp, record.offset):
+                    await publish(handle(record, tables))
+                    committer.processed(tp, record.offset)
+
+    @app.agent(app.topic(*post_topics, **RAW), name="post-side", concurrency=1)
     async def post_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await publish(handlers.on_post_side(_incoming(event), tables))
+        await consume("post-side", stream, handlers.on_post_side)
 
-    @app.agent(member_side, name="member-side", concurrency=1)
+    @app.agent(app.topic(*member_topics, **RAW), name="member-side", concurrency=1)
     async def member_agent(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            await publish(handlers.on_member_side(_incoming(event), tables))
+        await consume("member-side", stream, handlers.on_member_side)
 
     @app.timer(interval=settings.tick_interval_s)
     async def tick() -> None:
         owned = [tp.partition for tp in app.assignor.assigned_actives() if tp.topic == by_member]
         await publish([handlers.tick(partition) for partition in owned])
 
-    return app
+    @app.timer(interval=settings.commit_interval_s)
+    async def commit() -> None:
+        await committer.commit()
+
+    # mode signals call receivers as (sender, *args, signal=..., **kwargs); mode's stubs type
+    # the receiver too narrowly for a coroutine function, hence the ignores
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0]
+        await committer.on_revoked(revoked)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def on_shutdown(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await committer.on_revoked(set())
+
+    return PromptApp(app, committer)
+
+
+def _resume_lookup(kafka: KafkaSettings, group: str) -> ResumeOffsets:
+    """Where ``group`` resumes, read with a fresh admin client, retried while the broker is
+    unreachable."""
+
+    async def look_up(partitions: Sequence[TP]) -> dict[TP, int]:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        found = await retry(
+            lambda: asyncio.to_thread(resume_offsets, kafka, group, keys),
+            kafka.backoff(),
+            f"reading the committed offsets of {group!r}",
+            retry_on=(LagReadError,),
+        )
+        return {TP(topic, partition): offset for (topic, partition), offset in found.items()}
+
+    return look_up
 
 
 def run_prompt_worker(
@@ -125,7 +200,7 @@ def run_prompt_worker(
         settings.reembed_policy(),
         PartitionSketches(config.sketch_k, settings.sketch_refresh_every),
     )
-    app = build_prompt_app(kafka, settings, handlers)
+    app, _ = build_prompt_app(kafka, settings, handlers)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 

@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.backoff import Backoff
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -31,6 +33,19 @@ class KafkaSettings(BaseSettings):
     topic_prefix: str = Field("", description="prepended to every topic name, e.g. 'prod.'")
     partitions: int = Field(4, ge=1, description="partitions for topics feedline creates")
     replication_factor: int = Field(1, ge=1)
+    retry_backoff_initial_s: float = Field(
+        0.5, gt=0, description="first wait before retrying a call the broker did not answer"
+    )
+    retry_backoff_max_s: float = Field(
+        10.0, gt=0, description="longest wait between retries (the wait doubles up to it)"
+    )
+
+    def backoff(self) -> Backoff:
+        """The retry policy for calls that wait for the broker."""
+        return Backoff(
+            self.retry_backoff_initial_s,
+            max(self.retry_backoff_max_s, self.retry_backoff_initial_s),
+        )
 
     def topic(self, name: str) -> str:
         """The full topic name for a catalog name (``engagements`` → ``prod.engagements``)."""

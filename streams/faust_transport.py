@@ -1,0 +1,115 @@
+"""faust-streaming's aiokafka transport with the pieces the prompt processor needs changed.
+
+* ``Producer``: idempotent with ``acks=all`` like every other feedline producer (faust turns
+  idempotence on only in its exactly-once mode), so a retry after a broker restart neither
+  duplicates nor reorders a changelog or prompt record.
+* ``Consumer``: ``commit_offsets()`` commits exactly the offsets given. faust's own
+  ``commit()`` computes them from its acknowledgements, which run ahead of processing (see
+  ``streams.prompt_commits``); the prompt processor disables those acknowledgements and
+  commits what its ``OffsetLedger`` says. ``seek_partition()`` seeks on the consumer's own
+  thread (faust's ``seek()`` calls aiokafka from the caller's thread). faust's read offsets
+  are kept for table changelogs only: for every other partition faust would drop a record
+  below the offset it last delivered, which after a seek back is exactly what must be
+  fetched again; the ledger skips duplicates itself.
+* ``TrackedTable``: a ``faust.Table`` whose changelog writes are handed to a
+  ``DeliveryTracker``, so a commit waits for them too.
+
+``use_feedline_transport(app)`` installs the transport on an app (faust's public
+``transport``/``producer_transport`` setters), before its consumer or producer exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from streams.deliveries import DeliveryTracker
+
+
+class Producer(faust_aiokafka.Producer):
+    """faust's aiokafka producer, always idempotent with ``acks=all``."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class ChangelogReadOffsets(MutableMapping[TP, int | None]):
+    """faust's ``Consumer._read_offset`` (last offset delivered, per partition; None: none),
+    remembered only for partitions ``tracked`` accepts; the others always read None, which
+    makes faust deliver every record it fetches for them."""
+
+    def __init__(self, tracked: Callable[[TP], bool]) -> None:
+        self._tracked = tracked
+        self._offsets: dict[TP, int | None] = {}
+
+    def __getitem__(self, tp: TP) -> int | None:
+        return self._offsets.get(tp) if self._tracked(tp) else None
+
+    def __setitem__(self, tp: TP, offset: int | None) -> None:
+        if self._tracked(tp):
+            self._offsets[tp] = offset
+
+    def __delitem__(self, tp: TP) -> None:
+        self._offsets.pop(tp, None)
+
+    def __iter__(self) -> Iterator[TP]:
+        return iter(self._offsets)
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """faust's aiokafka consumer with explicit commits and seeks, and read offsets for
+    changelogs only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offset = ChangelogReadOffsets(self._is_changelog_tp)
+
+    async def seek_partition(self, tp: TP, offset: int) -> None:
+        """Fetch ``tp`` from ``offset`` next (run on the consumer's thread and loop)."""
+        consumer = self._thread._ensure_consumer()
+
+        async def seek() -> None:
+            consumer.seek(faust_aiokafka.ensure_aiokafka_TP(tp), offset)
+
+        await self._thread.call_thread(seek)
+
+    async def commit_offsets(self, offsets: Mapping[TP, int]) -> bool:
+        """Commit ``offsets`` (next offset to read, per partition) for partitions still
+        assigned; False when the group rebalanced meanwhile (nothing was committed)."""
+        if not offsets:
+            return True
+        return await self._commit(offsets)
+
+
+class Transport(faust_aiokafka.Transport):
+    """The aiokafka transport with feedline's producer and consumer."""
+
+    Consumer = Consumer
+    Producer = Producer
+
+
+def use_feedline_transport(app: faust.App) -> None:
+    """Make ``app`` build its consumer and producer from ``Transport``."""
+    app.transport = Transport(app.conf.broker_consumer, app)
+    app.producer_transport = Transport(app.conf.broker_producer, app)
+
+
+class TrackedTable(faust.Table):
+    """A table whose changelog sends are tracked (``deliveries=`` when declaring it)."""
+
+    def __init__(self, *args: Any, deliveries: DeliveryTracker, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deliveries = deliveries
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        """Send a changelog record and track its delivery."""
+        future = super().send_changelog(*args, **kwargs)
+        self.deliveries.track(future)
+        return future

@@ -1,0 +1,158 @@
+"""The prompt processor's commit point: offsets of processed records whose effects are in Kafka.
+
+Why feedline commits for faust: faust-streaming 0.15.3 commits the offsets its streams
+*acknowledge*, and it acknowledges records it never handed to the agent. The loss reproduced
+for issue 12 (``tests/integration/test_prompt_worker_faults.py``) goes like this: after a
+rebalance, ``Recovery.on_recovery_completed`` resumes the stream partitions *before*
+``perform_seek()`` moves them to the committed offsets, so the agent already processes records
+fetched from the old position (57..66 of a partition). ``perform_seek()`` then resets faust's
+read offset to the committed 57; the next record delivered, 68, comes from a batch fetched
+before the seek, so faust takes 58..68 for a compaction hole (``Consumer._add_gap``) and
+acknowledges it, and the re-fetched records below 68 are dropped as already read
+(``offset < read_offset`` in ``_drain_messages``). Record 67 was never processed, yet the
+commit covers it. Other paths acknowledge unprocessed records too: the stream acks a record
+it skips because its generation is stale or flow is suspended, and acks in a ``finally`` when
+the agent raises; ``ProducerBuffer.flush()`` returns while changelog writes are queued.
+
+So the worker subscribes with ``acks=False`` (faust then never tracks or commits these
+topics) and this committer decides instead, per record:
+
+1. ``admit``: the ``OffsetLedger`` verdict. The first record of a newly assigned partition
+   makes it look up where the group resumes (committed offset or log start). A record above
+   the expected offset makes it seek the partition back, so nothing is ever skipped.
+2. the agent handles the record and sends its outputs; every send is tracked
+   (``DeliveryTracker``), table changelog writes included (``TrackedTable``);
+3. ``processed``: the ledger moves past the record.
+
+``commit()`` (on a timer, when partitions are revoked and at shutdown) takes the ledger's
+commit point and the pending sends at one instant, waits until those sends are acknowledged,
+and only then commits. A failed send raises ``DeliveryFailed``, which stops the worker: it
+restarts from the last commit, at-least-once. On revocation the committer first waits for
+the records in hand (each agent holds its ``handling`` lock around one record), commits, and
+forgets the revoked partitions, so a partition's next owner starts where this one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
+from typing import Protocol
+
+from faust.types import TP
+
+from processors.offset_ledger import OffsetLedger, Verdict
+from streams.deliveries import DeliveryTracker
+from streams.metrics import PromptMetrics
+
+log = logging.getLogger(__name__)
+
+ResumeOffsets = Callable[[Sequence[TP]], Awaitable[dict[TP, int]]]
+"""Where the group resumes on each partition (committed offset, else log start)."""
+
+
+class CommitConsumer(Protocol):
+    """What the committer needs of the faust consumer (``streams.faust_transport.Consumer``)."""
+
+    def assignment(self) -> set[TP]:
+        """The partitions assigned now."""
+
+    async def seek_partition(self, tp: TP, offset: int) -> None:
+        """Fetch ``tp`` from ``offset`` next."""
+
+    async def commit_offsets(self, offsets: dict[TP, int]) -> bool:
+        """Commit exactly ``offsets``; False when the group rebalanced meanwhile."""
+
+
+class PromptCommitter:
+    """Owns which offsets the prompt processor commits (see the module docstring)."""
+
+    def __init__(
+        self,
+        consumer: Callable[[], CommitConsumer],
+        topics: Iterable[str],
+        resume_offsets: ResumeOffsets,
+        deliveries: DeliveryTracker,
+        metrics: PromptMetrics,
+        delivery_timeout_s: float = 300.0,
+    ) -> None:
+        self._consumer = consumer
+        self.topics = frozenset(topics)
+        self._resume_offsets = resume_offsets
+        self.deliveries = deliveries
+        self.metrics = metrics
+        self.delivery_timeout_s = delivery_timeout_s
+        self.ledger: OffsetLedger[TP] = OffsetLedger()
+        self._handling: dict[str, asyncio.Lock] = {}
+        self._commit_lock = asyncio.Lock()
+        self._lookup_lock = asyncio.Lock()
+
+    def handling(self, agent: str) -> asyncio.Lock:
+        """The lock ``agent`` holds while it handles one record (revocation waits for it)."""
+        return self._handling.setdefault(agent, asyncio.Lock())
+
+    async def admit(self, tp: TP, offset: int) -> bool:
+        """Whether to process the record of ``tp`` at ``offset`` (call under ``handling``)."""
+        verdict = self.ledger.admit(tp, offset)
+        if verdict is Verdict.UNKNOWN:
+            await self._look_up(tp)
+            verdict = self.ledger.admit(tp, offset)
+        if verdict is Verdict.PROCESS:
+            return True
+        self.metrics.offset_verdicts.labels(tp.topic, verdict.value).inc()
+        if verdict is Verdict.SEEK:
+            expected = self.ledger.expected(tp)
+            log.info("%s[%d]: got offset %d, expected %d; seeking back", *tp, offset, expected)
+            await self._consumer().seek_partition(tp, expected)
+        return False
+
+    def processed(self, tp: TP, offset: int) -> None:
+        """The record of ``tp`` at ``offset`` was handled and its sends are tracked."""
+        self.ledger.processed(tp, offset)
+
+    async def commit(self) -> None:
+        """Commit every processed offset whose sends are acknowledged.
+
+        Raises:
+            DeliveryFailed: a send failed or timed out; nothing was committed.
+        """
+        async with self._commit_lock:
+            offsets = self.ledger.commit_point()
+            if not offsets:
+                return
+            await self.deliveries.settle(self.deliveries.snapshot(), self.delivery_timeout_s)
+            if await self._consumer().commit_offsets(offsets):
+                self.ledger.committed(offsets)
+                self.metrics.commits.labels("committed").inc()
+            else:
+                self.metrics.commits.labels("rebalanced").inc()
+
+    async def on_revoked(self, revoked: Iterable[TP]) -> None:
+        """Let the records in hand finish, commit, and forget ``revoked``."""
+        async with AsyncExitStack() as stack:
+            for lock in list(self._handling.values()):
+                await stack.enter_async_context(lock)
+            await self.commit()
+            self.ledger.revoke(revoked)
+
+    async def _look_up(self, tp: TP) -> None:
+        """Assign ``tp`` (and every other assigned partition not known yet, in one lookup) at
+        the offset the group resumes from. Both agents may ask at once: the second finds
+        the partitions known after waiting for the first."""
+        async with self._lookup_lock:
+            unknown = {
+                p
+                for p in {tp, *self._consumer().assignment()}
+                if p.topic in self.topics and not self.ledger.owns(p)
+            }
+            if not unknown:
+                return
+            resume = await self._resume_offsets(sorted(unknown))
+            for partition in unknown:
+                self.ledger.assign(partition, resume[partition])
+            log.info("resuming %d partitions at %s", len(unknown), _describe(resume))
+
+
+def _describe(offsets: dict[TP, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
