@@ -11,6 +11,7 @@ computed from, so the compacted topics hold what a model rollout re-embeds.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +26,13 @@ from streams.settings import KafkaSettings
 from streams.topics import EMBEDDINGS_MEMBERS, EMBEDDINGS_POSTS
 
 Embed = Callable[[list[str]], Awaitable[np.ndarray]]
+Source = tuple[str, int]
+"""``(topic, partition)`` of the consumed records an output belongs to."""
+
+
+class _Decoded(NamedTuple):
+    source: Source
+    request: PromptRequest
 
 
 class EmbedHandlers:
@@ -44,26 +52,39 @@ class EmbedHandlers:
 
     async def handle(self, records: Sequence[Incoming], embed: Embed) -> list[Outgoing]:
         """All records to produce for ``records``; ``embed`` maps texts to ``(N, D)`` rows."""
-        out: list[Outgoing] = []
-        requests: list[PromptRequest] = []
+        by_source = await self.handle_by_partition(records, embed)
+        return [out for outputs in by_source.values() for out in outputs]
+
+    async def handle_by_partition(
+        self, records: Sequence[Incoming], embed: Embed
+    ) -> dict[Source, list[Outgoing]]:
+        """The records to produce for ``records``, by the partition they were consumed from
+        (every partition of ``records`` is a key, with ``[]`` when it produces nothing), so
+        each partition's outputs commit with its offset. One ``embed`` call for them all."""
+        out: dict[Source, list[Outgoing]] = {(r.topic, r.partition): [] for r in records}
+        decoded: list[_Decoded] = []
         for record in records:
             name = self.kafka.catalog_name(record.topic)
             try:
-                requests.append(decode(PromptRequest, record.value))
+                request = decode(PromptRequest, record.value)
             except InvalidRecord as error:
                 self.metrics.events.labels(name, "dead_lettered").inc()
                 self.metrics.dead_letters.labels(name, failure_reason(error)).inc()
-                out.append(dead_letter(record, error))
+                out[(record.topic, record.partition)].append(dead_letter(record, error))
                 continue
+            decoded.append(_Decoded((record.topic, record.partition), request))
             self.metrics.events.labels(name, "processed").inc()
-        latest = latest_per_entity(requests, key=lambda r: (r.entity, r.entity_id))
-        kept = {id(r) for r in latest}
-        for request in requests:
-            if id(request) not in kept:
-                self.metrics.superseded.labels(request.entity).inc()
-        return out + await self._updates(latest, embed)
+        latest = latest_per_entity(decoded, key=lambda d: (d.request.entity, d.request.entity_id))
+        kept = {id(d) for d in latest}
+        for item in decoded:
+            if id(item) not in kept:
+                self.metrics.superseded.labels(item.request.entity).inc()
+        for item, update in zip(latest, await self._updates(latest, embed), strict=True):
+            out[item.source].append(update)
+        return out
 
-    async def _updates(self, requests: list[PromptRequest], embed: Embed) -> list[Outgoing]:
+    async def _updates(self, items: list[_Decoded], embed: Embed) -> list[Outgoing]:
+        requests = [item.request for item in items]
         upserts = [r for r in requests if r.op == "upsert"]
         vectors = await embed([r.text for r in upserts]) if upserts else np.zeros((0, 0))
         now = self.clock()

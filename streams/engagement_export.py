@@ -42,6 +42,7 @@ from index_store.snapshot_files import fsync_dir, fsync_file
 from schemas import Engagement, InvalidRecord, decode
 from schemas.engagement_table import engagements_to_table
 from streams.errors import StreamsError, TopicError
+from streams.kafka_clients import confluent_consumer
 from streams.settings import KafkaSettings
 from streams.topics import ENGAGEMENTS
 
@@ -86,10 +87,9 @@ def export_engagements(
     """
     deadline = time.monotonic() + timeout_s
     topic = kafka.topic(ENGAGEMENTS.name)
-    consumer = Consumer(
-        {**kafka.confluent_config(), "group.id": f"feedline-export-{uuid.uuid4().hex}",
-         "enable.auto.commit": False, "enable.partition.eof": True}
-    )  # fmt: skip
+    consumer = confluent_consumer(
+        kafka, f"feedline-export-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
+    )
     try:
         watermarks = _watermarks(consumer, topic, deadline)
         reader = _Reader(consumer, topic, watermarks)

@@ -31,6 +31,7 @@ from aiokafka.structs import ConsumerRecord
 from processors.engagement_history import MemberHistories
 from schemas import Engagement, InvalidRecord, decode
 from streams.errors import TopicError
+from streams.kafka_clients import aiokafka_consumer
 from streams.settings import KafkaSettings
 from streams.topics import ENGAGEMENTS, partition_counts
 
@@ -80,9 +81,7 @@ class HistoryFeed:
 
     async def start(self) -> None:
         """Connect, assign every partition, seek each to its beginning, note the end offsets."""
-        self._consumer = AIOKafkaConsumer(
-            group_id=None, enable_auto_commit=False, **self.kafka.aiokafka_config()
-        )
+        self._consumer = aiokafka_consumer(self.kafka, group_id=None)
         await self._consumer.start()
         partitions = await self._partitions()
         self._consumer.assign(partitions)

@@ -37,6 +37,7 @@ from schemas import EmbeddingUpdate, Entity, InvalidRecord, decode
 from streams.dlq import dead_letter, failure_reason
 from streams.errors import TopicError
 from streams.index_checkpoint import IndexCheckpointer, Positions
+from streams.kafka_clients import aiokafka_consumer, aiokafka_producer
 from streams.metrics import IndexMetrics
 from streams.records import Incoming, from_consumer_record
 from streams.settings import KafkaSettings
@@ -122,10 +123,8 @@ class IndexFeed:
     async def start(self) -> None:
         """Connect, restore the newest usable snapshot (or start empty), position partitions."""
         group = self.settings.consumer_group if self._snapshots is not None else None
-        self._producer = AIOKafkaProducer(acks="all", **self.kafka.aiokafka_config())
-        self._consumer = AIOKafkaConsumer(
-            group_id=group, enable_auto_commit=False, **self.kafka.aiokafka_config()
-        )
+        self._producer = aiokafka_producer(self.kafka)
+        self._consumer = aiokafka_consumer(self.kafka, group_id=group)
         await self._producer.start()
         await self._consumer.start()
         partitions = await self._partitions()
@@ -218,9 +217,12 @@ class IndexFeed:
             request, self._switch = self._switch, None
             self._switch_now(request)
         polled = await self.consumer.getmany(timeout_ms=500, max_records=POLL_MAX_RECORDS)
-        for tp, messages in polled.items():
+        for messages in polled.values():
             await self._apply_all([from_consumer_record(m) for m in messages])
-            self._positions[tp] = messages[-1].offset + 1
+        # the consumer's position, not the last offset + 1: it also moves past transaction
+        # markers (the embedding workers write in transactions) and compacted-away offsets
+        for tp in polled or self._positions:
+            self._positions[tp] = max(self._positions[tp], await self.consumer.position(tp))
         if not self.ready.is_set():
             await self._check_caught_up()
         if self._checkpoints is not None:
@@ -273,9 +275,9 @@ class IndexFeed:
         """Records not yet applied, summed over partitions (0 when fully caught up)."""
         total = 0
         for tp in self._targets:
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                total += max(0, highwater - self._positions.get(tp, 0))
+            end = self.consumer.last_stable_offset(tp)  # read_committed: what it can read
+            if end is not None:
+                total += max(0, end - self._positions.get(tp, 0))
         return total
 
     async def _apply_all(self, records: Sequence[Incoming]) -> None:

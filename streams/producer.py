@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 from types import TracebackType
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message
 
 from schemas import Engagement, MemberProfile, PostCreated, PostDeleted, encode
 from streams.errors import ProduceError
+from streams.kafka_clients import confluent_producer
 from streams.settings import KafkaSettings
 from streams.topics import ENGAGEMENTS, MEMBERS_PROFILE, POSTS_CREATED, POSTS_DELETED, TopicSpec
 
@@ -40,16 +41,7 @@ class EventProducer:
 
     def __init__(self, kafka: KafkaSettings, *, linger_ms: int = 5) -> None:
         self.kafka = kafka
-        self._producer = Producer(
-            {
-                **kafka.confluent_config(),
-                "enable.idempotence": True,
-                "acks": "all",
-                "partitioner": "murmur2_random",
-                "linger.ms": linger_ms,
-                "compression.type": "lz4",
-            }
-        )
+        self._producer = confluent_producer(kafka, **{"linger.ms": linger_ms})
         self._failures: list[str] = []
         self.delivered = 0
 

@@ -39,6 +39,7 @@ from index_store import IndexSettings, IndexStore, InvalidUpdate, Outcome, Store
 from processors.newest_per_entity import NewestPerEntity
 from schemas import EmbeddingUpdate, Entity, InvalidRecord, decode
 from streams.errors import StreamsError, TopicError
+from streams.kafka_clients import aiokafka_consumer
 from streams.metrics import ROLLOUT_STATES, RolloutMetrics
 from streams.settings import KafkaSettings
 from streams.topics import EMBEDDINGS_MEMBERS, EMBEDDINGS_POSTS, partition_counts
@@ -187,12 +188,7 @@ class Rollout:
 
     async def _build_shadow(self) -> Shadow:
         store = IndexStore(self.encoder.dim, self.model_version, settings=self.settings)
-        consumer = AIOKafkaConsumer(
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **self.kafka.aiokafka_config(),
-        )
+        consumer = aiokafka_consumer(self.kafka, group_id=None)
         await consumer.start()
         try:
             partitions = await self._partitions()

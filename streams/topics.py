@@ -17,6 +17,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.errors import TopicError
+from streams.kafka_clients import admin_client
 from streams.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> list[str]:
     Idempotent: topics that exist are left alone, but a co-partitioned topic with a partition
     count different from its group raises ``TopicError`` (joins would silently miss).
     """
-    admin = AdminClient(kafka.confluent_config())
+    admin = admin_client(kafka)
     existing = admin.list_topics(timeout=timeout_s).topics
     missing = [s for s in required_topics() if kafka.topic(s.name) not in existing]
     created = _create(admin, kafka, missing, timeout_s)
@@ -121,7 +122,7 @@ def ensure_changelog_topics(
     then fails its co-partitioning check (``PartitionsMismatch``), killing the agent.
     """
     names = [f"{app_id}-{table}-changelog" for table in tables]
-    admin = AdminClient(kafka.confluent_config())
+    admin = admin_client(kafka)
     existing = admin.list_topics(timeout=timeout_s).topics
     new_topics = [
         NewTopic(
@@ -142,7 +143,7 @@ def partition_counts(
     kafka: KafkaSettings, topics: Iterable[str], timeout_s: float = 30.0
 ) -> dict[str, int]:
     """Partitions of each existing topic among ``topics`` (cluster names); absent ones omitted."""
-    metadata = AdminClient(kafka.confluent_config()).list_topics(timeout=timeout_s).topics
+    metadata = admin_client(kafka).list_topics(timeout=timeout_s).topics
     return {t: len(metadata[t].partitions) for t in topics if t in metadata}
 
 

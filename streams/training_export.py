@@ -48,6 +48,7 @@ from schemas.training_set import (
     write_training_set,
 )
 from streams.engagement_export import _Reader, _watermarks
+from streams.kafka_clients import confluent_consumer
 from streams.settings import KafkaSettings
 from streams.topics import ENGAGEMENTS, PROMPTS_MEMBERS, PROMPTS_POSTS
 
@@ -229,10 +230,9 @@ class _Topics(NamedTuple):
 def _read_topics(kafka: KafkaSettings, timeout_s: float) -> _Topics:
     """The three topics read up to the end offsets observed (for all of them) at start."""
     deadline = time.monotonic() + timeout_s
-    consumer = Consumer(
-        {**kafka.confluent_config(), "group.id": f"feedline-export-{uuid.uuid4().hex}",
-         "enable.auto.commit": False, "enable.partition.eof": True}
-    )  # fmt: skip
+    consumer = confluent_consumer(
+        kafka, f"feedline-export-{uuid.uuid4().hex}", **{"enable.partition.eof": True}
+    )
     try:
         marks = {name: _watermarks(consumer, kafka.topic(name), deadline) for name in _NAMES}
         topics = _Topics(
