@@ -111,20 +111,27 @@ class PartitionTransactions:
         producer = self._producers.get(tp)
         if producer is None:
             return Outcome.FENCED
+        sends: list[asyncio.Future[object]] = []
         try:
             async with producer.transaction():
+                sends.append(_transaction_end(producer))
                 for r in records:
-                    await producer.send(
-                        r.topic, value=r.value, key=r.key, headers=r.headers, partition=r.partition
+                    sends.append(
+                        await producer.send(
+                            r.topic, r.value, key=r.key, headers=r.headers, partition=r.partition
+                        )
                     )
                 await producer.send_offsets_to_transaction({tp: next_offset}, self.group)
-        except ProducerFenced:
-            log.warning("%s[%d]: fenced by a newer owner; dropping its batch", *tp)
-            await self.close([tp])
-            return Outcome.FENCED
         except KafkaError as error:
-            log.warning("%s[%d]: transaction failed; the batch will be redone: %r", *tp, error)
+            # the sends failed with the transaction: collect their errors (else asyncio logs
+            # "exception was never retrieved" for each)
+            sends.append(_transaction_end(producer))  # a fatal error replaces the first one
+            await asyncio.gather(*sends, return_exceptions=True)
             await self.close([tp])
+            if isinstance(error, ProducerFenced):
+                log.warning("%s[%d]: fenced by a newer owner; dropping its batch", *tp)
+                return Outcome.FENCED
+            log.warning("%s[%d]: transaction failed; the batch will be redone: %r", *tp, error)
             return Outcome.FAILED
         return Outcome.COMMITTED
 
@@ -138,3 +145,12 @@ class PartitionTransactions:
             transactional_id=transactional_id(self.group, tp),
             transaction_timeout_ms=self.transaction_timeout_ms,
         )
+
+
+def _transaction_end(producer: AIOKafkaProducer) -> asyncio.Future[object]:
+    """The future aiokafka resolves when the current transaction ends. When the transaction
+    fails, aiokafka sets the error on it (and on a fresh one, after a fatal error such as
+    fencing) without any caller awaiting it, so asyncio would log "Future exception was never
+    retrieved" with a traceback at every fencing; the caller gathers it with the sends."""
+    future: asyncio.Future[object] = producer._txn_manager.wait_for_transaction_end()
+    return future

@@ -12,11 +12,15 @@ the batch from the committed offset.
 Fenced writers: a worker produces only for partitions it owns. A rebalance waits for the
 batch in hand (the rebalance listener takes the batch lock). A partition is processed only
 after its producer started, which fences the previous owner, and after its position was
-re-read from the committed offset; a poll that overlapped an assignment change is dropped
-and fetched again. A worker that lost a partition without noticing (a zombie) is fenced by
-the new owner's producer: its transactions fail with ``ProducerFenced`` and none of its
-records is ever read (consumers read ``read_committed``). So the newest version is always
-the last record of its key in the compacted ``embeddings.*`` topics.
+re-read from the committed offset; a poll that overlapped an assignment change, or records
+of a partition without a producer yet, are dropped and the partition is sought back so they
+are fetched again (a dropped record whose partition moved on would otherwise be skipped:
+the soak caught exactly that).
+
+A worker that lost a partition without noticing (a zombie) is fenced by the new owner's
+producer: its transactions fail with ``ProducerFenced`` and none of its records is ever
+read (consumers read ``read_committed``). So the newest version is always the last record
+of its key in the compacted ``embeddings.*`` topics.
 """
 
 from __future__ import annotations
@@ -158,6 +162,8 @@ class EmbedWorker:
             async with self.batch_lock:
                 if epoch == self.assignments:
                     await self._process(polled)
+                else:  # an assignment changed meanwhile: fetch these again, in order
+                    self._rewind(polled)
 
     async def _own_assigned(self) -> None:
         """Open producers for assigned partitions that have none, then read their positions
@@ -179,13 +185,25 @@ class EmbedWorker:
         if never:  # no commit yet: start at the beginning, whatever was polled meanwhile
             await self.consumer.seek_to_beginning(*never)
 
+    def _rewind(self, polled: Polled) -> None:
+        """Seek every still-assigned partition of ``polled`` back to its first record there:
+        aiokafka's position moved past records that were dropped, not processed. Partitions
+        without a producer yet are positioned again by ``_own_assigned`` (committed offset);
+        fenced ones are left alone (the group takes them away)."""
+        assigned = self.consumer.assignment()
+        for tp, batch in polled.items():
+            if tp in assigned and tp not in self.fenced and batch:
+                self.consumer.seek(tp, batch[0].offset)
+
     async def _process(self, polled: Polled) -> None:
+        self._rewind({tp: b for tp, b in polled.items() if not self.transactions.owns(tp)})
         owned = {tp: batch for tp, batch in polled.items() if self.transactions.owns(tp)}
         records = [from_consumer_record(m) for batch in owned.values() for m in batch]
         if not records:
             return
-        outputs = await self.handlers.handle_by_partition(records, self._embed)
+        # where each partition resumes after this poll (past transaction markers too)
         ends = {tp: await self.consumer.position(tp) for tp in owned}
+        outputs = await self.handlers.handle_by_partition(records, self._embed)
         outcomes = await asyncio.gather(
             *(
                 self.transactions.commit(tp, outputs[(tp.topic, tp.partition)], ends[tp])
