@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration bench bench-index-1m bench-gpu bench-dual lock schemas clean promtool
+.PHONY: setup demo test check unit integration soak bench bench-index-1m bench-gpu bench-dual lock schemas clean promtool
 
 setup: $(STAMP) promtool  ## create .venv with the locked dependencies and feedline installed (editable)
 
@@ -36,6 +36,9 @@ unit: setup
 
 integration: setup
 	$(BIN)/pytest tests/integration -ra $(PYTEST_ARGS)
+
+soak: setup  ## chaos soak: 100+ kill -9 cycles of roles and the broker, checked against ground truth (about 50 minutes)
+	$(BIN)/feedline soak $(SOAK_ARGS)
 
 bench: setup  ## the CPU benchmarks; one JSON object per line (DESIGN.md "Benchmarks")
 	$(BIN)/python -m bench.sketch_accuracy

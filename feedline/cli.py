@@ -281,6 +281,40 @@ def demo(
     sys.stdout.write(json.dumps(summary) + "\n")
 
 
+@app.command()
+def soak(
+    cycles: Annotated[int, typer.Option(min=1, help="kill cycles (role or broker kills)")] = 100,
+    seed: int = 7,
+    broker_restarts: Annotated[int, typer.Option(min=0, help="cycles that kill the broker")] = 4,
+    kill_min_s: Annotated[float, typer.Option(min=0.0)] = 10.0,
+    kill_max_s: Annotated[float, typer.Option(min=0.0)] = 40.0,
+    events_per_s: Annotated[float, typer.Option(min=0.1)] = 8.0,
+    members: Annotated[int, typer.Option(min=1)] = 40,
+    work_dir: Annotated[Path | None, typer.Option(help="keep broker data and logs here")] = None,
+) -> None:
+    """Chaos soak: kill -9 roles and the broker under a seeded workload, then check the index
+    and the compacted topics against the ground truth. Last line: one JSON object; exits 1
+    when anything was lost, stale or dead-lettered."""
+    from feedline.soak import LOSS_COUNTS, SoakConfig, config_json, run_soak
+
+    if kill_max_s < kill_min_s:
+        raise FeedlineError(f"--kill-max-s {kill_max_s} is below --kill-min-s {kill_min_s}")
+    config = SoakConfig(
+        seed=seed,
+        cycles=cycles,
+        broker_restarts=broker_restarts,
+        kill_every_s=(kill_min_s, kill_max_s),
+        events_per_s=events_per_s,
+        members=members,
+        work_dir=work_dir,
+    )
+    log.info("soak config: %s", config_json(config))
+    summary = run_soak(config)
+    sys.stdout.write(json.dumps(summary) + "\n")
+    if not summary["caught_up"] or any(summary[k] for k in LOSS_COUNTS):
+        raise SystemExit(1)
+
+
 def main() -> None:
     """Entry point: configure logging, run the command, turn feedline errors into exit 2."""
     configure_logging(LOG_LEVEL)

@@ -33,6 +33,13 @@ class PromptWorkerSettings(BaseSettings):
     member_debounce_s: float = Field(5.0, ge=0)
     sketch_k: int = Field(DEFAULT_K, ge=8, description="KLL accuracy parameter")
     sketch_refresh_every: int = Field(1_000, ge=1, description="most changes between rebuilds")
+    session_timeout_s: float = Field(
+        20.0,
+        ge=6,
+        le=90,
+        description="a worker not heard from this long loses its partitions (faust's 60 s "
+        "default stalls the group that long after a kill -9)",
+    )
     commit_interval_s: float = Field(
         2.0, gt=0, description="how often processed offsets are committed"
     )

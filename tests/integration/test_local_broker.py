@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams.kafka_jars import ensure_broker_jars
-from streams.settings import LocalBrokerSettings
+from streams.producer import EventProducer
+from streams.settings import KafkaSettings, LocalBrokerSettings
+from streams.topics import ensure_topics
+from tests.integration.events import post
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +58,35 @@ def test_jars_are_fetched_once_and_cached() -> None:
     assert time.monotonic() - began < 0.5
     assert (libs / f"kafka_2.13-{settings.version}.jar").exists()
     assert any(libs.glob("log4j-slf4j-impl-*.jar"))  # the logging backend the POM omits
+
+
+def test_cli_restarts_a_killed_broker_on_its_data(tmp_path: Path) -> None:
+    """kill -9, then `feedline kafka start` again: same address, topics and offsets kept."""
+    data_dir = tmp_path / "kafka"
+    started = feedline("kafka", "start", "--data-dir", str(data_dir))
+    assert started.returncode == 0, started.stderr
+    bootstrap = started.stdout.strip().removeprefix("export FEEDLINE_KAFKA_BOOTSTRAP_SERVERS=")
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix="restart.")
+    ensure_topics(kafka)
+    with EventProducer(kafka) as producer:
+        producer.publish(post("p1", "before the crash"))
+    committed = TopicPartition(kafka.topic("posts.created"), 0, 1)
+    member = Consumer({**kafka.confluent_config(), "group.id": "restart-group"})
+    member.commit(offsets=[committed], asynchronous=False)
+    member.close()
+
+    pid = json.loads((data_dir / "broker.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    again = feedline("kafka", "start", "--data-dir", str(data_dir))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().endswith(bootstrap)  # same port
+    try:
+        topics = AdminClient(kafka.confluent_config()).list_topics(timeout=10).topics
+        assert kafka.topic("posts.created") in topics
+        reader = Consumer({**kafka.confluent_config(), "group.id": "restart-group"})
+        [offset] = reader.committed([TopicPartition(kafka.topic("posts.created"), 0)], timeout=30)
+        reader.close()
+        assert offset.offset == 1
+        assert feedline("kafka", "start", "--data-dir", str(data_dir)).returncode == 0  # no-op
+    finally:
+        assert feedline("kafka", "stop", "--data-dir", str(data_dir)).returncode == 0

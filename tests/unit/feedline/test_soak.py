@@ -1,0 +1,111 @@
+"""The soak's workload, ground truth and checks, without a broker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from feedline.soak import _spread
+from feedline.soak_checks import (
+    NEWEST,
+    SoakReport,
+    _check_posts,
+    not_newest_last,
+    table_version,
+    update_version,
+)
+from feedline.soak_workload import SoakTruth, SoakWorkload, marker
+from schemas import EmbeddingUpdate, PostCreated, PostDeleted, encode
+from service.api import PostInfo
+
+NOW = 1_700_000_000_000
+
+
+def test_the_workload_is_seeded_and_starts_with_every_profile() -> None:
+    first = SoakWorkload(seed=3, members=5).next_batch(40, NOW)
+    again = SoakWorkload(seed=3, members=5).next_batch(40, NOW)
+    assert first == again
+    assert [type(e).__name__ for e in first[:5]] == ["MemberProfile"] * 5
+    assert {type(e).__name__ for e in first[5:]} >= {"PostCreated", "Engagement"}
+
+
+def test_truth_follows_delivered_events_only_and_deletes_are_final() -> None:
+    workload = SoakWorkload(seed=1, members=2)
+    batches = [workload.next_batch(25, NOW + i) for i in range(40)]
+    for batch in batches[:-1]:
+        workload.delivered(batch)
+    truth = workload.truth
+    assert truth.events == 25 * 39
+    for post_id in truth.deleted:  # edits of deleted posts were generated, never counted
+        assert post_id not in truth.live_posts()
+    revisions = {}
+    for batch in batches[:-1]:
+        for event in batch:
+            if isinstance(event, PostCreated) and event.post_id not in truth.deleted:
+                revisions[event.post_id] = event.text.split()[0]
+    assert {p: marker(p, r) for p, r in truth.live_posts().items()} == revisions
+    assert any(
+        isinstance(e, PostCreated) and e.post_id in truth.deleted
+        for b in batches
+        for e in b
+        if not isinstance(e, PostDeleted)
+    )
+
+
+def test_not_newest_last_treats_a_tombstone_as_newest() -> None:
+    records = {
+        b"live": [upd("live", 1), upd("live", 3), upd("live", 2)],
+        b"deleted": [upd("deleted", 4), None],
+        b"resurrected": [upd("resurrected", 1), None, upd("resurrected", 2)],
+        b"fine": [upd("fine", 1), upd("fine", 2)],
+    }
+    assert not_newest_last(records, update_version) == ["live", "resurrected"]
+    assert table_version(None) == NEWEST
+    assert table_version(b'{"post_id": "p", "version": 7}') == 7
+
+
+class FakeIndex:
+    """``QueryClient.post`` over a dict of indexed versions."""
+
+    def __init__(self, versions: dict[str, int]) -> None:
+        self.versions = versions
+
+    def post(self, post_id: str) -> PostInfo | None:
+        if post_id not in self.versions:
+            return None
+        return PostInfo(post_id=post_id, version=self.versions[post_id], attrs={},
+                        model_version="m", prompt_version="p", event_time_ms=1,
+                        indexed_at_ms=2)  # fmt: skip
+
+
+def test_posts_are_lost_resurrected_or_stale_against_the_truth() -> None:
+    truth = SoakTruth(revisions={"ok": 2, "lost": 1, "gone": 1, "old": 3, "behind": 1},
+                      deleted={"gone"})  # fmt: skip
+    topic = {
+        b"ok": [upd("ok", 1, revision=1), upd("ok", 2, revision=2)],
+        b"old": [upd("old", 5, revision=2)],  # the newest prompt is of revision 2, not 3
+        b"behind": [upd("behind", 1), upd("behind", 2)],
+    }
+    index = FakeIndex({"ok": 2, "gone": 1, "old": 5, "behind": 1})
+    report = SoakReport()
+    _check_posts(index, truth, topic, report)  # type: ignore[arg-type]
+    assert (report.lost_posts, report.resurrected_posts) == (["lost"], ["gone"])
+    assert report.stale_posts == ["behind", "old"]
+    assert report.counts()["stale_posts"] == 2
+
+
+def test_broker_restarts_are_spread_over_the_cycles() -> None:
+    assert _spread(4, 100) == {20, 40, 60, 80}
+    assert _spread(3, 4) == {1, 2, 3}
+    assert _spread(5, 3) == {0, 1, 2}  # never more than the cycles
+
+
+def upd(post_id: str, version: int, revision: int | None = None) -> bytes:
+    fields: dict[str, Any] = {
+        "entity": "post", "entity_id": post_id, "version": version, "dim": 2,
+        "vector_b64": EmbeddingUpdate.encode_vector(np.ones(2)), "model_version": "m",
+        "prompt_version": "p", "event_time_ms": 1, "prompted_at_ms": 1, "embedded_at_ms": 1,
+        "text": f"text: {marker(post_id, revision or version)} words",
+    }  # fmt: skip
+    return encode(EmbeddingUpdate(**fields))
