@@ -1,7 +1,8 @@
 """Running feedline roles as child processes (the demo and the integration tests use this).
 
-Each role is ``python -m feedline <args>`` with its settings in the environment and its output
-in a log file, so a failure can be diagnosed after the fact.
+Each role is ``python -m feedline <args>`` (or another module, for benchmark baselines) with
+its settings in the environment and its output in a log file, so a failure can be diagnosed
+after the fact.
 """
 
 from __future__ import annotations
@@ -18,9 +19,17 @@ from types import TracebackType
 class RoleProcess:
     """One role in a child process: ``start()``, ``stop()`` (SIGTERM), ``kill()`` (SIGKILL)."""
 
-    def __init__(self, name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str],
+        log_dir: Path,
+        module: str = "feedline",
+    ) -> None:
         self.name = name
         self.args = args
+        self.module = module
         self.env = dict(env)
         self.log_file = log_dir / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -30,7 +39,7 @@ class RoleProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "feedline", *self.args],
+                [sys.executable, "-m", self.module, *self.args],
                 env={**os.environ, **self.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,

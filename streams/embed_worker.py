@@ -179,10 +179,10 @@ class EmbedWorker:
             retry_on=(KafkaError, OSError),
         )
         committed = await self.consumer.seek_to_committed(*missing)
-        never = [
-            tp for tp, offset in committed.items() if not offset
-        ]  # None, or 0 (aiokafka skips 0)
-        if never:  # no commit yet: start at the beginning, whatever was polled meanwhile
+        # no commit yet (None; aiokafka also leaves 0 alone): start at the beginning, whatever
+        # was polled meanwhile
+        never = [tp for tp, offset in committed.items() if not offset]
+        if never:
             await self.consumer.seek_to_beginning(*never)
 
     def _rewind(self, polled: Polled) -> None:
