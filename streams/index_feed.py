@@ -220,8 +220,9 @@ class IndexFeed:
         for messages in polled.values():
             await self._apply_all([from_consumer_record(m) for m in messages])
         # the consumer's position, not the last offset + 1: it also moves past transaction
-        # markers (the embedding workers write in transactions) and compacted-away offsets
-        for tp in polled or self._positions:
+        # markers (the embedding workers write in transactions) and compacted-away offsets,
+        # on partitions that returned no record too
+        for tp in self._positions:
             self._positions[tp] = max(self._positions[tp], await self.consumer.position(tp))
         if not self.ready.is_set():
             await self._check_caught_up()

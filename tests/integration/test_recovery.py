@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from feedline.soak_workload import WORDS
 from service.client import QueryClient
 from streams.producer import EventProducer
 from streams.settings import KafkaSettings
@@ -18,30 +19,6 @@ pytestmark = pytest.mark.integration
 
 FIRST_WAVE = 300
 SECOND_WAVE = 100
-WORDS = [
-    "kafka",
-    "stream",
-    "index",
-    "vector",
-    "feed",
-    "member",
-    "post",
-    "engagement",
-    "latency",
-    "freshness",
-    "partition",
-    "offset",
-    "replica",
-    "broker",
-    "consumer",
-    "producer",
-    "embedding",
-    "cosine",
-    "recall",
-    "ranking",
-    "transformer",
-    "attention",
-]
 
 
 def test_killing_embed_worker_and_service_mid_stream_loses_no_post(
