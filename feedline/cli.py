@@ -283,9 +283,9 @@ def demo(
 
 @app.command()
 def soak(
-    cycles: Annotated[int, typer.Option(min=1, help="kill cycles (role or broker kills)")] = 100,
+    cycles: Annotated[int, typer.Option(min=1, help="role kill cycles")] = 100,
     seed: int = 7,
-    broker_restarts: Annotated[int, typer.Option(min=0, help="cycles that kill the broker")] = 4,
+    broker_restarts: Annotated[int, typer.Option(min=0, help="broker kills on top")] = 4,
     kill_min_s: Annotated[float, typer.Option(min=0.0)] = 10.0,
     kill_max_s: Annotated[float, typer.Option(min=0.0)] = 40.0,
     events_per_s: Annotated[float, typer.Option(min=0.1)] = 8.0,

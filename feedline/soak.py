@@ -66,9 +66,9 @@ class SoakConfig:
 
     seed: int = 7
     cycles: int = 100
-    """Kill cycles: each SIGKILLs one role (or the broker) and starts it again."""
+    """Role kill cycles: each SIGKILLs one role and starts it again."""
     broker_restarts: int = 4
-    """How many of the cycles kill the broker instead of a role (spread evenly)."""
+    """Broker kill cycles on top, spread evenly among the role kills."""
     kill_every_s: tuple[float, float] = (10.0, 40.0)
     broker_down_s: tuple[float, float] = (2.0, 10.0)
     events_per_s: float = 8.0
@@ -172,7 +172,7 @@ class _Stack:
             "soak": "chaos",
             **report.counts(),
             "caught_up": caught_up,
-            "kill_cycles": sum(self.tally.kills.values()) + self.tally.broker_restarts,
+            "role_kill_cycles": sum(self.tally.kills.values()),
             "kills": dict(sorted(self.tally.kills.items())),
             "broker_restarts": self.tally.broker_restarts,
             "unexpected_exits": dict(sorted(self.tally.unexpected_exits.items())),
@@ -245,8 +245,9 @@ class _Stack:
     def _kill_cycles(self) -> None:
         config = self.config
         victims = list(config.victims or [])
-        broker_at = _spread(config.broker_restarts, config.cycles) if not victims else set()
-        for cycle in range(len(victims) or config.cycles):
+        total = len(victims) or config.cycles + config.broker_restarts
+        broker_at = _spread(config.broker_restarts, total) if not victims else set()
+        for cycle in range(total):
             time.sleep(self.rng.uniform(*config.kill_every_s))
             self._revive()
             victim = victims[cycle] if victims else None
