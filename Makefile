@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration soak bench bench-index-1m bench-gpu bench-dual lock schemas clean promtool
+.PHONY: setup demo test check unit integration soak bench bench-workers bench-index-1m bench-gpu bench-dual lock schemas clean promtool
 
 setup: $(STAMP) promtool  ## create .venv with the locked dependencies and feedline installed (editable)
 
@@ -50,6 +50,9 @@ bench: setup  ## the CPU benchmarks; one JSON object per line (DESIGN.md "Benchm
 	$(BIN)/python -m bench.index_snapshot --size 200000 --backends flat,ivf
 	$(BIN)/python -m bench.gr_scoring --candidates 100,500
 	$(BIN)/python -m bench.gr_quality
+
+bench-workers: setup  ## prompt and embedding worker throughput beside their pre-issue-12 commit paths (about 8 minutes)
+	$(BIN)/python -m bench.worker_throughput
 
 bench-dual: setup  ## the dual-encoder ablations (about 25 minutes on 2 CPU cores)
 	$(BIN)/python -m bench.dual_ablation

@@ -12,6 +12,10 @@ each beside its pre-issue-12 path, in one run on the project's own broker.
   wait for the acks, ``consumer.commit()``). Once with all-MiniLM-L6-v2, once with constant
   vectors so the Kafka path alone is measured.
 
+Each pair runs in ABBA order (baseline, ours, ours, baseline), every run on its own topics
+with the same records, and the mean of each side is reported, so a warming or drifting machine
+favours neither.
+
     python -m bench.worker_throughput --events 20000 --prompts 1024 --fast-prompts 20000
 """
 
@@ -22,8 +26,9 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 import numpy as np
@@ -47,6 +52,8 @@ from streams.topics import PRODUCER_TOPICS, PROMPTS_POSTS, ensure_topics
 
 BENCH = "worker_throughput"
 PARTITIONS = 4
+ABBA_PROMPTS = ("acked", "ledger", "ledger", "acked")
+ABBA_EMBED = ("plain", "txn", "txn", "plain")
 
 
 class ProgressClock:
@@ -196,7 +203,7 @@ async def transactional_loop(kafka: KafkaSettings, encoder: Any, stop: asyncio.E
 
 async def embed_rate(
     kafka: KafkaSettings,
-    loop: Callable[[KafkaSettings, Any, asyncio.Event], Awaitable[None]],
+    loop: Callable[[KafkaSettings, Any, asyncio.Event], Coroutine[Any, Any, None]],
     encoder: Any,
     prompts: int,
 ) -> float:
@@ -237,32 +244,35 @@ def main() -> None:
             ensure_topics(kafka)
             return kafka
 
-        prompt_runs = {"ledger": topics("ledger."), "acked": topics("acked.")}
-        for kafka in prompt_runs.values():
+        commands = {
+            "acked": ["bench.acked_prompt_worker"],
+            "ledger": ["feedline", "worker", "prompts"],
+        }
+        rates: dict[str, list[float]] = {"acked": [], "ledger": []}
+        for run, side in enumerate(ABBA_PROMPTS):
+            kafka = topics(f"{side}{run}.")
             publish_events(kafka, args.events, args.seed)
-        acked = prompt_worker_rate(
-            prompt_runs["acked"], ["bench.acked_prompt_worker"], work, args.events
-        )
-        ledger = prompt_worker_rate(
-            prompt_runs["ledger"], ["feedline", "worker", "prompts"], work, args.events
-        )
-        emit(BENCH, {"events": args.events, "partitions": PARTITIONS, "commit_interval_s": 0.5},
-             "prompt_worker_events_per_s", ledger, "events/s",
-             "faust acks commit (before issue 12)", acked)  # fmt: skip
+            rates[side].append(prompt_worker_rate(kafka, commands[side], work, args.events))
+        emit(BENCH, {"events": args.events, "partitions": PARTITIONS, "commit_interval_s": 0.5,
+                     "runs": "ABBA"},
+             "prompt_worker_events_per_s", mean(rates["ledger"]), "events/s",
+             "faust acks commit (before issue 12)", mean(rates["acked"]))  # fmt: skip
         model = TextEncoder.load(EncoderSettings())
+        loops = {"plain": unfenced_loop, "txn": transactional_loop}
         for label, encoder, count in (
             ("all-MiniLM-L6-v2", model, args.prompts),
             ("constant vectors", ConstantEncoder(), args.fast_prompts),
         ):
-            slug = "model" if encoder is model else "const"
-            runs = {"plain": topics(f"plain-{slug}."), "txn": topics(f"txn-{slug}.")}
-            for kafka in runs.values():
+            rates = {"plain": [], "txn": []}
+            for run, side in enumerate(ABBA_EMBED):
+                kafka = topics(f"{side}{run}-{'model' if encoder is model else 'const'}.")
                 publish_prompts(kafka, count)
-            plain = asyncio.run(embed_rate(runs["plain"], unfenced_loop, encoder, count))
-            txn = asyncio.run(embed_rate(runs["txn"], transactional_loop, encoder, count))
-            emit(BENCH, {"prompts": count, "partitions": PARTITIONS, "embedding": label},
-                 "embed_worker_prompts_per_s", txn, "prompts/s",
-                 "idempotent producer + consumer.commit (before issue 12)", plain)  # fmt: skip
+                rates[side].append(asyncio.run(embed_rate(kafka, loops[side], encoder, count)))
+            emit(BENCH, {"prompts": count, "partitions": PARTITIONS, "embedding": label,
+                         "runs": "ABBA"},
+                 "embed_worker_prompts_per_s", mean(rates["txn"]), "prompts/s",
+                 "idempotent producer + consumer.commit (before issue 12)",
+                 mean(rates["plain"]))  # fmt: skip
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
