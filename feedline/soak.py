@@ -191,7 +191,7 @@ class _Stack:
     def stop(self) -> None:
         self._stop_workload.set()
         for role in self.roles.values():
-            role.stop(grace_s=15)
+            role.kill()  # the checks are done: nothing left to flush or commit
         try:
             self._feedline("kafka", "stop", "--data-dir", str(self.work / "kafka"))
         except SoakError as error:
@@ -228,6 +228,7 @@ class _Stack:
             "FEEDLINE_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
             "FEEDLINE_KAFKA_PARTITIONS": str(self.config.partitions),
             "FEEDLINE_LOG_LEVEL": "INFO",
+            "FEEDLINE_PROMPTS_LOG_LEVEL": "INFO",  # rebalances and seeks, for a post-mortem
             "FEEDLINE_INDEX_SNAPSHOT_DIR": str(self.work / "snapshots"),
             "FEEDLINE_INDEX_SNAPSHOT_INTERVAL_S": "10",
         }

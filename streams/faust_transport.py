@@ -10,7 +10,8 @@
   thread (faust's ``seek()`` calls aiokafka from the caller's thread). faust's read offsets
   are kept for table changelogs only: for every other partition faust would drop a record
   below the offset it last delivered, which after a seek back is exactly what must be
-  fetched again; the ledger skips duplicates itself.
+  fetched again; the ledger skips duplicates itself. ``seek_to_committed()`` also rewinds
+  partitions with nothing committed, which aiokafka leaves where they are.
 * ``TrackedTable``: a ``faust.Table`` whose changelog writes are handed to a
   ``DeliveryTracker``, so a commit waits for them too.
 
@@ -79,6 +80,35 @@ class Consumer(faust_aiokafka.Consumer):
             consumer.seek(faust_aiokafka.ensure_aiokafka_TP(tp), offset)
 
         await self._thread.call_thread(seek)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every assigned partition back to where the group resumes.
+
+        faust calls this (through ``perform_seek()``) after it dropped fetched records: a
+        ``getmany()`` that returns while a rebalance stopped the flow discards its batch and
+        seeks back, and recovery seeks before resuming the streams. aiokafka's
+        ``seek_to_committed()`` only seeks partitions whose committed offset is above 0, so a
+        partition with nothing committed yet kept its fetch position past the dropped
+        records: they came again only once a later record revealed the hole, and never when
+        none followed (found by the short soak: a partition stalled with its lag never
+        draining). Those partitions go back to their log start, where the group resumes
+        them (``auto_offset_reset=earliest``); the ledger skips what it processed already.
+        Changelog partitions are left alone: recovery positions them itself.
+        """
+        committed = await super().seek_to_committed()
+        unseeked = [
+            faust_aiokafka.ensure_aiokafka_TP(tp)
+            for tp, offset in committed.items()
+            if not offset and not self._is_changelog_tp(tp)
+        ]
+        if unseeked:
+            consumer = self._thread._ensure_consumer()
+
+            async def rewind() -> None:
+                await consumer.seek_to_beginning(*unseeked)
+
+            await self._thread.call_thread(rewind)
+        return committed
 
     async def commit_offsets(self, offsets: Mapping[TP, int]) -> bool:
         """Commit ``offsets`` (next offset to read, per partition) for partitions still

@@ -2,7 +2,7 @@
 
 Why feedline commits for faust: faust-streaming 0.15.3 commits the offsets its streams
 *acknowledge*, and it acknowledges records it never handed to the agent. The loss reproduced
-for issue 12 (``tests/integration/test_prompt_worker_faults.py``) goes like this: after a
+for issue 12 on the real broker (README, *Faults*) went like this: after a
 rebalance, ``Recovery.on_recovery_completed`` resumes the stream partitions *before*
 ``perform_seek()`` moves them to the committed offsets, so the agent already processes records
 fetched from the old position (57..66 of a partition). ``perform_seek()`` then resets faust's

@@ -17,11 +17,11 @@ def test_short_soak_loses_nothing(tmp_path: Path) -> None:
     config = SoakConfig(
         seed=11,
         victims=("prompts-1", "embed-1", "broker"),  # a rebalance of each group, a broker restart
-        kill_every_s=(8.0, 12.0),
+        kill_every_s=(6.0, 9.0),
         events_per_s=6.0,
         members=20,
         catch_up_timeout_s=480.0,
-        quiet_s=10.0,
+        quiet_s=6.0,
         work_dir=tmp_path / "soak",
     )
     summary = run_soak(config)
