@@ -12,6 +12,8 @@
   below the offset it last delivered, which after a seek back is exactly what must be
   fetched again; the ledger skips duplicates itself. ``seek_to_committed()`` also rewinds
   partitions with nothing committed, which aiokafka leaves where they are.
+  ``resume_offsets()`` reads where the group resumes with the same client; ``end_offsets()``
+  and ``refetch()`` serve the committer's stall check.
 * ``TrackedTable``: a ``faust.Table`` whose changelog writes are handed to a
   ``DeliveryTracker``, so a commit waits for them too.
 
@@ -21,7 +23,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import faust
@@ -109,6 +111,55 @@ class Consumer(faust_aiokafka.Consumer):
 
             await self._thread.call_thread(rewind)
         return committed
+
+    async def resume_offsets(self, tps: Sequence[TP]) -> dict[TP, int]:
+        """Where the group resumes on each of ``tps``: its committed offset, or the log start
+        when it never committed or the offset fell out of retention.
+
+        Read by this consumer's own aiokafka client on its thread, which waits for the group
+        coordinator across a broker restart. Not with librdkafka's admin API: its group
+        requests can abort the whole process when one times out while the coordinator is
+        away (``rd_kafka_enq_once_del_source_return: Assertion `eonce->refcnt > 0'``,
+        librdkafka #4605 and #3663, both open); the default soak hit it once right after a
+        broker restart.
+
+        Raises:
+            aiokafka.errors.KafkaError: the broker did not answer in time (callers retry).
+        """
+        consumer = self._thread._ensure_consumer()
+        partitions = [faust_aiokafka.ensure_aiokafka_TP(tp) for tp in tps]
+
+        async def read() -> dict[TP, int]:
+            starts = await consumer.beginning_offsets(partitions)
+            resume: dict[TP, int] = {}
+            for tp in partitions:
+                committed = await consumer.committed(tp)
+                resume[TP(tp.topic, tp.partition)] = max(committed or 0, starts[tp])
+            return resume
+
+        result: dict[TP, int] = await self._thread.call_thread(read)
+        return result
+
+    async def end_offsets(self, tps: Sequence[TP]) -> dict[TP, int]:
+        """The offset the next record of each of ``tps`` will get (its high watermark)."""
+        consumer = self._thread._ensure_consumer()
+        partitions = [faust_aiokafka.ensure_aiokafka_TP(tp) for tp in tps]
+
+        async def read() -> dict[TP, int]:
+            ends = await consumer.end_offsets(partitions)
+            return {TP(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+        result: dict[TP, int] = await self._thread.call_thread(read)
+        return result
+
+    async def refetch(self, tp: TP, offset: int) -> None:
+        """Fetch ``tp`` from ``offset`` next, and fetch it at all again if faust's flow
+        control had taken it out of its fetch set (``on_buffer_full`` without the matching
+        ``on_buffer_drop``); a partition faust paused (recovery) stays paused."""
+        await self.seek_partition(tp, offset)
+        self._buffered_partitions.discard(tp)
+        if tp not in self._paused_partitions and tp in self.assignment():
+            self._get_active_partitions().add(tp)
 
     async def commit_offsets(self, offsets: Mapping[TP, int]) -> bool:
         """Commit ``offsets`` (next offset to read, per partition) for partitions still

@@ -306,20 +306,3 @@ def consumer_group_lag(
     earliest, latest = source.watermarks(partitions)
     committed = source.group_state(group).committed
     return {(r.topic, r.partition): r.lag for r in lag_rows(committed, earliest, latest)}
-
-
-def resume_offsets(
-    kafka: KafkaSettings, group: str, partitions: Sequence[Partition], timeout_s: float = 10.0
-) -> dict[Partition, int]:
-    """Where ``group`` resumes on each of ``partitions``: its committed offset, or the
-    partition's earliest offset when it never committed or fell out of retention
-    (``LagRow.next_offset``). A fresh client per call, so a broker restart cannot leave it
-    stale.
-
-    Raises:
-        LagReadError: the broker did not answer.
-    """
-    source = KafkaOffsetsSource(kafka, timeout_s)
-    committed = source.group_state(group).committed
-    earliest, latest = source.watermarks(partitions)
-    return {(r.topic, r.partition): r.next_offset for r in lag_rows(committed, earliest, latest)}

@@ -30,12 +30,20 @@ and only then commits. A failed send raises ``DeliveryFailed``, which stops the 
 restarts from the last commit, at-least-once. On revocation the committer first waits for
 the records in hand (each agent holds its ``handling`` lock around one record), commits, and
 forgets the revoked partitions, so a partition's next owner starts where this one stopped.
+
+``refetch_stalled()`` (on a timer) is the liveness half: a partition whose log has records
+past the expected offset but that delivered nothing for ``stall_s`` is sought back to the
+expected offset and handed back to faust's fetcher. faust's flow control can leave a
+partition unfetched after a broker outage (the short soak saw ``members.profile[0]`` stall
+with lag while ``engagements.by-member[0]``, on the same agent, kept flowing); nothing is
+lost then, since nothing is committed past it, but its records would wait forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from typing import Protocol
@@ -64,6 +72,12 @@ class CommitConsumer(Protocol):
     async def commit_offsets(self, offsets: dict[TP, int]) -> bool:
         """Commit exactly ``offsets``; False when the group rebalanced meanwhile."""
 
+    async def end_offsets(self, tps: Sequence[TP]) -> dict[TP, int]:
+        """The offset the next record of each of ``tps`` will get."""
+
+    async def refetch(self, tp: TP, offset: int) -> None:
+        """Fetch ``tp`` from ``offset`` next, even if faust had stopped fetching it."""
+
 
 class PromptCommitter:
     """Owns which offsets the prompt processor commits (see the module docstring)."""
@@ -76,6 +90,8 @@ class PromptCommitter:
         deliveries: DeliveryTracker,
         metrics: PromptMetrics,
         delivery_timeout_s: float = 300.0,
+        stall_s: float = 20.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
         self.topics = frozenset(topics)
@@ -83,6 +99,10 @@ class PromptCommitter:
         self.deliveries = deliveries
         self.metrics = metrics
         self.delivery_timeout_s = delivery_timeout_s
+        self.stall_s = stall_s
+        self._clock = clock
+        self._last_seen: dict[TP, float] = {}
+        """When each partition last delivered a record or was (re)assigned."""
         self.ledger: OffsetLedger[TP] = OffsetLedger()
         self._handling: dict[str, asyncio.Lock] = {}
         self._commit_lock = asyncio.Lock()
@@ -94,6 +114,7 @@ class PromptCommitter:
 
     async def admit(self, tp: TP, offset: int) -> bool:
         """Whether to process the record of ``tp`` at ``offset`` (call under ``handling``)."""
+        self._last_seen[tp] = self._clock()
         verdict = self.ledger.admit(tp, offset)
         if verdict is Verdict.UNKNOWN:
             await self._look_up(tp)
@@ -128,6 +149,35 @@ class PromptCommitter:
             else:
                 self.metrics.commits.labels("rebalanced").inc()
 
+    async def refetch_stalled(self) -> list[TP]:
+        """Seek back and refetch every owned partition that has records past its expected
+        offset yet delivered none for ``stall_s``; returns those partitions."""
+        now = self._clock()
+        quiet = [
+            tp
+            for tp in self._consumer().assignment()
+            if tp.topic in self.topics and now - self._last_seen.setdefault(tp, now) >= self.stall_s
+        ]
+        if not quiet:
+            return []
+        ends = await self._consumer().end_offsets(quiet)
+        stalled = []
+        for tp in quiet:
+            if not self.ledger.owns(tp):  # nothing delivered since it was assigned
+                await self._look_up(tp)
+            if not self.ledger.owns(tp) or ends.get(tp, 0) <= self.ledger.expected(tp):
+                continue  # revoked meanwhile, or caught up
+            expected = self.ledger.expected(tp)
+            log.warning(
+                "%s[%d]: nothing delivered for %.0f s at offset %d of %d; fetching it again",
+                *tp, now - self._last_seen[tp], expected, ends[tp],
+            )  # fmt: skip
+            self.metrics.offset_verdicts.labels(tp.topic, "stalled").inc()
+            await self._consumer().refetch(tp, expected)
+            self._last_seen[tp] = now
+            stalled.append(tp)
+        return stalled
+
     async def on_revoked(self, revoked: Iterable[TP]) -> None:
         """Let the records in hand finish, commit, and forget ``revoked``."""
         async with AsyncExitStack() as stack:
@@ -135,6 +185,8 @@ class PromptCommitter:
                 await stack.enter_async_context(lock)
             await self.commit()
             self.ledger.revoke(revoked)
+            for tp in revoked:
+                self._last_seen.pop(tp, None)
 
     async def _look_up(self, tp: TP) -> None:
         """Assign ``tp`` (and every other assigned partition not known yet, in one lookup) at

@@ -46,6 +46,13 @@ class PromptWorkerSettings(BaseSettings):
     delivery_timeout_s: float = Field(
         300.0, gt=0, description="longest wait for sends before a commit; then the worker stops"
     )
+    stall_s: float = Field(
+        20.0,
+        gt=0,
+        description="a partition with records to read that delivered none this long is "
+        "fetched again from its next expected offset",
+    )
+    stall_check_s: float = Field(5.0, gt=0, description="how often stalled partitions are sought")
 
     def prompt_config(self) -> PromptConfig:
         """What shapes prompt text (hashed into ``prompt_version``)."""

@@ -19,12 +19,12 @@ when no further event arrives. The producer is idempotent with ``acks=all``
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -35,8 +35,7 @@ from processors.prompts import PromptLibrary
 from processors.token_budget import TokenMeter
 from streams.backoff import retry
 from streams.deliveries import DeliveryTracker
-from streams.faust_transport import TrackedTable, use_feedline_transport
-from streams.lag import LagReadError, resume_offsets
+from streams.faust_transport import Consumer, TrackedTable, use_feedline_transport
 from streams.metrics import PromptMetrics, serve_metrics
 from streams.prompt_commits import PromptCommitter, ResumeOffsets
 from streams.prompt_handlers import PromptHandlers, PromptTables
@@ -110,10 +109,11 @@ def build_prompt_app(
     committer = PromptCommitter(
         lambda: app.consumer,  # type: ignore[arg-type,return-value]
         [*post_topics, *member_topics],
-        _resume_lookup(kafka, app.conf.id),
+        _resume_lookup(app, kafka),
         deliveries,
         handlers.metrics,
         settings.delivery_timeout_s,
+        stall_s=settings.stall_s,
     )
     sinks: dict[str, faust.types.TopicT] = {}
 
@@ -152,6 +152,13 @@ def build_prompt_app(
     async def commit() -> None:
         await committer.commit()
 
+    @app.timer(interval=settings.stall_check_s)
+    async def refetch_stalled() -> None:
+        try:
+            await committer.refetch_stalled()
+        except KafkaError as error:  # the broker is away: the next check tries again
+            log.info("stall check skipped: %s", error)
+
     # mode signals call receivers as (sender, *args, signal=..., **kwargs); mode's stubs type
     # the receiver too narrowly for a coroutine function, hence the ignores
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -166,19 +173,18 @@ def build_prompt_app(
     return PromptApp(app, committer)
 
 
-def _resume_lookup(kafka: KafkaSettings, group: str) -> ResumeOffsets:
-    """Where ``group`` resumes, read with a fresh admin client, retried while the broker is
+def _resume_lookup(app: faust.App, kafka: KafkaSettings) -> ResumeOffsets:
+    """Where the app's group resumes, read by its own consumer, retried while the broker is
     unreachable."""
 
     async def look_up(partitions: Sequence[TP]) -> dict[TP, int]:
-        keys = [(tp.topic, tp.partition) for tp in partitions]
-        found = await retry(
-            lambda: asyncio.to_thread(resume_offsets, kafka, group, keys),
+        consumer: Consumer = app.consumer  # type: ignore[assignment]
+        return await retry(
+            lambda: consumer.resume_offsets(partitions),
             kafka.backoff(),
-            f"reading the committed offsets of {group!r}",
-            retry_on=(LagReadError,),
+            f"reading where {app.conf.id!r} resumes",
+            retry_on=(KafkaError,),
         )
-        return {TP(topic, partition): offset for (topic, partition), offset in found.items()}
 
     return look_up
 

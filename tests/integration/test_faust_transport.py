@@ -1,6 +1,6 @@
-"""``streams.faust_transport.Consumer`` on the real broker: when faust seeks back (it does
-after dropping fetched records in a rebalance, and after recovery), every partition returns to
-where the group resumes, the ones with nothing committed yet included."""
+"""``streams.faust_transport.Consumer`` on the real broker: it reads where the group resumes,
+and when faust seeks back (it does after dropping fetched records in a rebalance, and after
+recovery) every partition returns there, the ones with nothing committed yet included."""
 
 from __future__ import annotations
 
@@ -76,6 +76,8 @@ async def test_a_seek_back_rewinds_partitions_with_nothing_committed(
         assert isinstance(consumer, Consumer)
         # partition 0 has processed up to 3 committed; partition 1 nothing committed at all
         assert await consumer.commit_offsets({TP(topic, 0): 3})
+        resume = await consumer.resume_offsets([TP(topic, 0), TP(topic, 1)])
+        assert resume == {TP(topic, 0): 3, TP(topic, 1): 0}  # committed, else the log start
         seen.clear()
 
         await consumer.perform_seek()  # what faust runs after it dropped a fetched batch

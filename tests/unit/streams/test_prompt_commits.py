@@ -25,6 +25,8 @@ class FakeConsumer:
         self.seeks: list[tuple[TP, int]] = []
         self.commits: list[dict[TP, int]] = []
         self.rebalanced = False
+        self.ends: dict[TP, int] = {}
+        self.refetches: list[tuple[TP, int]] = []
 
     def assignment(self) -> set[TP]:
         return set(self.assigned)
@@ -37,6 +39,12 @@ class FakeConsumer:
             return False
         self.commits.append(dict(offsets))
         return True
+
+    async def end_offsets(self, tps: Sequence[TP]) -> dict[TP, int]:
+        return {tp: self.ends.get(tp, 0) for tp in tps}
+
+    async def refetch(self, tp: TP, offset: int) -> None:
+        self.refetches.append((tp, offset))
 
 
 class Lookups:
@@ -153,3 +161,55 @@ async def test_a_commit_after_a_rebalance_is_counted_and_not_recorded() -> None:
     await committer.commit()
     assert metrics.commits.labels("rebalanced")._value.get() == 1
     assert committer.ledger.commit_point() == {POSTS[0]: 1}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_partition_silent_with_records_to_read_is_fetched_again() -> None:
+    consumer = FakeConsumer(set(POSTS))
+    metrics = PromptMetrics(CollectorRegistry())
+    clock = Clock()
+    committer = PromptCommitter(
+        lambda: consumer, ["posts.created"], Lookups(dict.fromkeys(POSTS, 0)),
+        DeliveryTracker(), metrics, 5.0, stall_s=10.0, clock=clock,
+    )  # fmt: skip
+    for offset in (0, 1):
+        assert await committer.admit(POSTS[0], offset)
+        committer.processed(POSTS[0], offset)
+    consumer.ends = {POSTS[0]: 5, POSTS[1]: 0}  # records 2..4 of POSTS[0] never come
+
+    clock.now += 9.0
+    assert await committer.refetch_stalled() == []  # not silent for long enough yet
+    clock.now += 2.0
+    assert await committer.refetch_stalled() == [POSTS[0]]  # POSTS[1] has nothing to read
+    assert consumer.refetches == [(POSTS[0], 2)]
+    assert verdicts(metrics, "stalled") == 1
+    assert await committer.refetch_stalled() == []  # its silence is counted afresh
+
+    clock.now += 11.0
+    assert await committer.admit(POSTS[0], 2)  # it flows again: delivered, not silent
+    committer.processed(POSTS[0], 2)
+    clock.now += 5.0
+    assert await committer.refetch_stalled() == []
+    assert consumer.refetches == [(POSTS[0], 2)]
+
+
+async def test_a_silent_partition_never_delivered_is_looked_up_then_fetched_again() -> None:
+    consumer = FakeConsumer({POSTS[1]})
+    clock = Clock()
+    lookups = Lookups({POSTS[1]: 7})
+    committer = PromptCommitter(
+        lambda: consumer, ["posts.created"], lookups, DeliveryTracker(),
+        PromptMetrics(CollectorRegistry()), 5.0, stall_s=10.0, clock=clock,
+    )  # fmt: skip
+    consumer.ends = {POSTS[1]: 9}
+    assert await committer.refetch_stalled() == []  # its clock starts now
+    clock.now += 10.0
+    assert await committer.refetch_stalled() == [POSTS[1]]
+    assert lookups.calls == [[POSTS[1]]] and consumer.refetches == [(POSTS[1], 7)]
