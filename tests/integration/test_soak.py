@@ -1,5 +1,6 @@
-"""The short chaos soak of ``make test``: kill -9 one prompt worker, one embedding worker and the
-broker while a workload runs; nothing may be lost, stale, resurrected or dead-lettered."""
+"""The short chaos soak of ``make test``: kill -9 an embedding worker, a prompt worker, the broker
+(while that prompt worker rejoins its group) and the query service while a workload runs;
+nothing may be lost, stale, resurrected or dead-lettered."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.integration
 def test_short_soak_loses_nothing(tmp_path: Path) -> None:
     config = SoakConfig(
         seed=11,
-        victims=("prompts-1", "embed-1", "broker"),  # a rebalance of each group, a broker restart
+        # a rebalance of each worker group, the broker killed while the restarted prompt worker
+        # joins its group (issue 12), the service restored from its snapshot while they recover
+        victims=("embed-1", "prompts-1", "broker", "serve"),
         kill_every_s=(6.0, 9.0),
         events_per_s=6.0,
         members=20,
@@ -33,7 +36,7 @@ def test_short_soak_loses_nothing(tmp_path: Path) -> None:
     assert {k: summary[k] for k in LOSS_COUNTS} == dict.fromkeys(LOSS_COUNTS, 0), (
         f"{summary}\n{logs}"
     )
-    assert summary["kills"] == {"embed-1": 1, "prompts-1": 1}
+    assert summary["kills"] == {"embed-1": 1, "prompts-1": 1, "serve": 1}
     assert summary["broker_restarts"] == 1
     assert summary["unexpected_exits"] == {}, logs
     assert summary["posts"] > 20 and summary["members"] == 20
