@@ -40,7 +40,8 @@ class PromptMetrics(StreamMetrics):
             "Delivered records not processed as they came, by topic and verdict: skipped "
             "(below the next expected offset: processed already, or fetched before a seek) "
             "and seek (above it: the partition was sought back to fetch what was not "
-            "delivered).",
+            "delivered); stalled counts partitions fetched again after delivering nothing "
+            "for STALL_S while they had records to read.",
             ["topic", "verdict"],
             registry=registry,
         )
