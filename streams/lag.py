@@ -10,6 +10,38 @@ offset that fell out of retention (below the earliest) counts from the earliest 
 that is where the consumer resumes; a committed offset past the end (impossible unless the
 topic was recreated) counts as 0.
 
+Broker restarts (issue 13): ``KafkaOffsetsSource`` keeps no client state a restart can leave
+stale. A librdkafka ``AdminClient`` kept across a restart answered metadata again but failed
+every ``list_consumer_group_offsets`` with ``_TIMED_OUT`` for as long as it lived (over two
+minutes here; ten in the issue) while a fresh client read at once: its coordinator requests
+stay stuck (cf. librdkafka PR #3847, "coord_req: re-query coordinator to avoid getting stuck",
+open). Worse, librdkafka's coordinator admin calls kill the process around a restart, which
+librdkafka 2.16.0 (bundled with confluent-kafka 2.16.1) still does:
+
+- ``ListConsumerGroupOffsets`` answered ``NOT_COORDINATOR`` (what a restarted broker answers
+  while it loads its groups) dereferences the consumer-group handle an admin client does not
+  have: SIGSEGV in ``rd_kafka_cgrp_op`` from ``rd_kafka_handle_OffsetFetch`` (librdkafka
+  #5040, open; confluent-kafka-javascript #374). ``bench/lag_recovery.py`` hit it here in two
+  of three restarts with a fresh client per reading (the kept client timed out instead).
+- ``DescribeConsumerGroups`` / ``ListConsumerGroupOffsets`` abort on a connection dropped
+  mid-request (assertion ``rd_kafka_enq_once_del_source_return: eonce->refcnt > 0``:
+  librdkafka #4605 and #3663, open; the use-after-free in ``rd_kafka_admin_coord_request`` is
+  analysed in the open PR #5397).
+
+A fresh client per call avoids neither, as both hit the request in flight. So:
+
+- group state (committed offsets, members) is read with aiokafka, pure Python (a broker error
+  is an exception, never an abort), through a fresh ``AIOKafkaClient`` per call. Not through
+  ``AIOKafkaAdminClient.list_consumer_group_offsets``: it ignores the response's top-level
+  error code (``COORDINATOR_LOAD_IN_PROGRESS`` just after a restart) and returns no offsets,
+  which would read as "nothing committed"; here every error code is checked.
+- cluster metadata, the first request of every reading, goes through aiokafka too: a refused
+  connection fails at once, where librdkafka retries for its whole timeout, so a reading during
+  an outage fits in Prometheus's scrape timeout and reports the broker down.
+- watermarks stay on a confluent ``AdminClient`` (ListOffsets goes to partition leaders, not
+  through the coordinator path above), dropped after any failed read so that the next reading
+  builds a fresh one; record timestamps on a short-lived confluent ``Consumer``.
+
 Example::
 
     consumer_group_lag(KafkaSettings(), "feedline-embed", ["prompts.posts"])
@@ -18,24 +50,34 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar
 
-from confluent_kafka import (
-    TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    KafkaException,
-    TopicPartition,
-)
-from confluent_kafka.admin import OffsetSpec
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError, for_code
+from aiokafka.protocol.admin import DescribeGroupsRequest
+from aiokafka.protocol.commit import OffsetFetchRequest
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaError as ConfluentError
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.errors import StreamsError
 from streams.kafka_clients import admin_client, confluent_consumer
 from streams.settings import KafkaSettings
 
 NO_OFFSET = -1001  # librdkafka's OFFSET_INVALID: the group committed nothing yet
+GROUP_COORDINATOR = 0  # FindCoordinator's key type for a consumer group (1: a transaction)
+# ListOffsets answers these for a partition whose leader moved, or of a topic just created
+# (the broker has not applied its leadership yet); librdkafka's admin call does not retry them
+LEADER_MOVED = {
+    ConfluentError.NOT_LEADER_FOR_PARTITION,
+    ConfluentError.LEADER_NOT_AVAILABLE,
+    ConfluentError.UNKNOWN_TOPIC_OR_PART,
+}
+OFFSETS_ATTEMPTS, OFFSETS_RETRY_S = 3, 0.2
+T = TypeVar("T")
 Partition = tuple[str, int]
 """``(topic, partition)``, the topic by its cluster name."""
 
@@ -51,6 +93,10 @@ class GroupSpec(NamedTuple):
     """The consumer group id as the broker knows it (prefix applied)."""
     topics: tuple[str, ...] = ()
     """Its input topics (cluster names); see ``counted_partitions`` for when they count."""
+    assigns: bool = False
+    """The consumer assigns its partitions itself and never joins the group (the index feed):
+    no members ever show that it runs, so every partition of its input topics counts from the
+    first reading, committed or not."""
 
 
 class LagRow(NamedTuple):
@@ -144,16 +190,18 @@ def counted_partitions(
 
     - every partition it has a committed offset on, configured input topic or not;
     - every partition of a configured input topic when the group is ``active`` (has members:
-      it consumes them all, committed yet or not), or when it committed anything on that
-      topic (a stopped group still owes its never-committed partitions).
+      it consumes them all, committed yet or not), when it committed anything on that topic
+      (a stopped group still owes its never-committed partitions), or always when the group
+      ``assigns`` its partitions (it has no members to be active with; never committed: lag
+      from the earliest offset, so an index that never snapshots still shows its lag).
 
     So a deleted group, or an empty one whose offsets expired, has no partitions: its series
-    disappear rather than linger with their last values.
+    disappear rather than linger with their last values (an assigning group's stay).
     """
     keys = {k for k in committed if k[1] < partition_counts.get(k[0], 0)}
     touched = {topic for topic, _ in keys}
     for topic in spec.topics:
-        if topic in partition_counts and (active or topic in touched):
+        if topic in partition_counts and (active or spec.assigns or topic in touched):
             keys.update((topic, p) for p in range(partition_counts[topic]))
     return sorted(keys)
 
@@ -201,32 +249,41 @@ def row_lag_seconds(row: LagRow, now_ms: int) -> float | None:
 
 
 class KafkaOffsetsSource:
-    """``OffsetsSource`` over confluent-kafka: an ``AdminClient`` for metadata, group state and
-    watermarks; a short-lived ``Consumer`` that assigns and seeks (it never joins a group nor
-    commits) to read record timestamps. Every request waits at most ``timeout_s``."""
+    """``OffsetsSource`` over a real cluster that recovers from broker restarts (see the module
+    docstring for why each read uses the client it does):
+
+    - metadata and group state: a fresh aiokafka ``AIOKafkaClient`` per call, on a private
+      event loop;
+    - watermarks: a confluent ``AdminClient`` (high watermark, as kafka_exporter reports),
+      dropped after any failed read so that the next reading builds a fresh one;
+    - record timestamps: a short-lived confluent ``Consumer`` that assigns and seeks (it never
+      joins a group nor commits).
+
+    Every call waits at most ``timeout_s``. Calls block: make them from a thread (the
+    exporter's scrape threads, ``feedline lag``), never from a coroutine.
+    """
 
     def __init__(self, kafka: KafkaSettings, timeout_s: float = 10.0) -> None:
         self.kafka = kafka
         self.timeout_s = timeout_s
-        self._admin = admin_client(kafka)
+        self._admin: AdminClient | None = None
+
+    @property
+    def admin(self) -> AdminClient:
+        """The confluent admin client, built on first use and again after a failed read."""
+        if self._admin is None:
+            self._admin = admin_client(self.kafka)
+        return self._admin
 
     def partition_counts(self) -> dict[str, int]:
         """Every existing topic (cluster name) and its partition count."""
-        try:
-            topics = self._admin.list_topics(timeout=self.timeout_s).topics
-        except KafkaException as error:
-            raise self._error("reading cluster metadata", error) from error
-        return {name: len(meta.partitions) for name, meta in topics.items() if not meta.error}
+        return self._run(self._partition_counts, "reading cluster metadata")
 
     def group_state(self, group: str) -> GroupState:
         """Committed offsets (all topics) and member count; an unknown group has neither."""
-        request = [ConsumerGroupTopicPartitions(group)]
-        offsets = self._admin.list_consumer_group_offsets(request, request_timeout=self.timeout_s)
-        described = self._admin.describe_consumer_groups([group], request_timeout=self.timeout_s)
-        listed = self._result(offsets[group], f"listing offsets of group {group!r}")
-        description = self._result(described[group], f"describing group {group!r}")
-        committed = {(tp.topic, tp.partition): tp.offset for tp in listed.topic_partitions}
-        return GroupState(committed, len(description.members))
+        return self._run(
+            lambda client: self._group_state(client, group), f"reading group {group!r}"
+        )
 
     def watermarks(
         self, partitions: Sequence[Partition]
@@ -247,9 +304,41 @@ class KafkaOffsetsSource:
             consumer.assign([TopicPartition(t, p, o) for (t, p), o in positions.items()])
             return self._first_timestamps(consumer, positions)
         except KafkaException as error:
-            raise self._error("reading record timestamps", error) from error
+            raise self._failed("reading record timestamps", error) from error
         finally:
             consumer.close()
+
+    async def _partition_counts(self, client: Any) -> dict[str, int]:
+        cluster = await client.fetch_all_metadata()  # topics in error are left out
+        return {topic: len(cluster.partitions_for_topic(topic)) for topic in cluster.topics()}
+
+    async def _group_state(self, client: Any, group: str) -> GroupState:
+        coordinator = await client.coordinator_lookup(GROUP_COORDINATOR, group)
+        fetched = await client.send(coordinator, OffsetFetchRequest(group, None))
+        described = await client.send(coordinator, DescribeGroupsRequest([group]))
+        return GroupState(fetched_offsets(fetched, group), described_members(described, group))
+
+    def _run(self, read: Callable[[Any], Awaitable[T]], what: str) -> T:
+        """``read(client)`` with a fresh, bootstrapped aiokafka client, in ``timeout_s``."""
+
+        async def session() -> T:
+            client = AIOKafkaClient(
+                **self.kafka.aiokafka_config(),
+                client_id="feedline-lag-exporter",
+                request_timeout_ms=int(self.timeout_s * 1000),
+                retry_backoff_ms=100,
+            )
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await client.bootstrap()
+                    return await read(client)
+            finally:
+                await client.close()
+
+        try:
+            return asyncio.run(session())
+        except (KafkaError, OSError) as error:  # TimeoutError is an OSError
+            raise self._failed(what, error) from error
 
     def _first_timestamps(
         self, consumer: Consumer, positions: Mapping[Partition, int]
@@ -274,23 +363,62 @@ class KafkaOffsetsSource:
 
     def _offsets(self, partitions: Sequence[Partition], spec: OffsetSpec) -> dict[Partition, int]:
         request = {TopicPartition(t, p): spec for t, p in partitions}
-        futures = self._admin.list_offsets(request, request_timeout=self.timeout_s)
-        return {
-            (tp.topic, tp.partition): self._result(f, f"listing offsets of {tp.topic}").offset
-            for tp, f in futures.items()
-        }
+        topics = ", ".join(sorted({t for t, _ in partitions}))
+        attempt = 1
+        while True:
+            try:
+                futures = self.admin.list_offsets(request, request_timeout=self.timeout_s)
+                return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+            except KafkaException as error:
+                failure = self._failed(f"listing offsets of {topics}", error)
+                if attempt == OFFSETS_ATTEMPTS or _error_code(error) not in LEADER_MOVED:
+                    raise failure from error
+            attempt += 1
+            time.sleep(OFFSETS_RETRY_S)
 
-    def _result(self, future: Any, what: str) -> Any:
-        try:
-            return future.result()
-        except KafkaException as error:
-            raise self._error(what, error) from error
-
-    def _error(self, what: str, error: KafkaException) -> LagReadError:
+    def _failed(self, what: str, error: Exception) -> LagReadError:
+        """The error to raise for a failed read; the admin client goes with it (librdkafka can
+        keep a dead connection's state for minutes: the next reading starts afresh)."""
+        self._admin = None
         return LagReadError(
             f"{what} failed on {self.kafka.bootstrap_servers}: {error}; "
             "is the broker reachable and FEEDLINE_KAFKA_* right?"
         )
+
+
+def fetched_offsets(response: Any, group: str) -> dict[Partition, int]:
+    """The committed offsets in an OffsetFetch response (v2+ for all of a group's partitions:
+    the top-level error code says whether the group could be read at all, then one code per
+    partition). Raises the broker's error for any code but 0: "coordinator loading" must fail
+    the reading, not read as "nothing committed"."""
+    _raise_for(getattr(response, "error_code", 0), f"offsets of group {group!r}")
+    committed = {}
+    for topic, partitions in response.topics:
+        for partition, offset, _metadata, error_code in partitions:
+            _raise_for(error_code, f"offset of group {group!r} on {topic}[{partition}]")
+            committed[(topic, partition)] = offset
+    return committed
+
+
+def described_members(response: Any, group: str) -> int:
+    """Members of ``group`` in a DescribeGroups response (an unknown group is ``Dead`` with
+    none); raises the broker's error for the group's error code."""
+    for described in response.groups:
+        error_code, name, members = described[0], described[1], described[5]
+        if name == group:
+            _raise_for(error_code, f"description of group {group!r}")
+            return len(members)
+    raise KafkaError(f"the broker's description of groups left out {group!r}")
+
+
+def _error_code(error: KafkaException) -> int | None:
+    cause = error.args[0] if error.args else None
+    return cause.code() if isinstance(cause, ConfluentError) else None
+
+
+def _raise_for(error_code: int, what: str) -> None:
+    if error_code:
+        raise for_code(error_code)(what)
 
 
 def consumer_group_lag(

@@ -11,11 +11,24 @@ dashboards already use them):
 - ``kafka_consumergroup_members{consumergroup}``: members of the group now.
 - ``feedline_lag_exporter_scrape_errors_total``: broker reads that failed (one per failed
   metadata read or failed group per refresh).
+- ``feedline_lag_exporter_broker_up``: 1 when the broker answered the last reading's metadata
+  request, 0 when it did not (unreachable, refusing, timing out). Group reads failing while
+  this is 1 — the exporter unable to read offsets from a broker that answers — show as
+  scrape errors and missing series instead.
 
 Which partitions count for a group: see ``streams.lag.counted_partitions`` (those it committed
-offsets on, plus all partitions of its input topics while it has members or once it committed
-on them). Series are built fresh from each reading, so partitions a group no longer has
+offsets on, plus all partitions of its input topics while it has members, once it committed
+on them, or from the first reading for a group that ``assigns`` its partitions, the index
+feed's). Series are built fresh from each reading, so partitions a group no longer has
 offsets on — a deleted group, expired offsets, a deleted topic — disappear.
+
+Broker restarts: a failed read leaves no client behind that the restart could have left stale
+(``streams.lag.KafkaOffsetsSource``), and a refused connection fails a reading at once, so
+scrapes during an outage answer within Prometheus's scrape timeout with ``broker_up`` 0. The
+series are back with the first reading after the group coordinator has loaded its offsets
+(it answers ``NOT_COORDINATOR`` for a moment after a restart): about a second after the
+broker answers in the integration test and ``bench/lag_recovery.py``, plus up to ``cache_s``
+until a scrape reads again.
 
 Caching and errors: one reading is served for ``cache_s`` seconds, however often Prometheus
 scrapes. A group whose reading fails is left out of that reading (its series vanish, the
@@ -102,8 +115,10 @@ def pipeline_groups(
       over ``prompts.posts`` and ``prompts.members``;
     - index feed: ``FEEDLINE_INDEX_CONSUMER_GROUP`` as is, no prefix (``feedline-index``)
       over ``embeddings.posts`` and ``embeddings.members``; it commits only offsets a
-      snapshot covers, and never joins the group (it assigns partitions), so its lag shows
-      once its first snapshot committed.
+      snapshot covers and never joins the group (it assigns partitions: ``assigns=True``),
+      so every partition of its inputs counts from the first reading, from the earliest
+      offset until its first snapshot commits: an index that never snapshots still shows
+      (and alerts on) its lag.
     """
     prompts = prompts or PromptWorkerSettings()
     embed = embed or EmbedGroupSettings()
@@ -117,6 +132,7 @@ def pipeline_groups(
         GroupSpec(
             index.consumer_group,
             (kafka.topic(EMBEDDINGS_POSTS.name), kafka.topic(EMBEDDINGS_MEMBERS.name)),
+            assigns=True,
         ),
     ]
 
@@ -150,6 +166,7 @@ class ConsumerLagCollector(Collector):
         self._readings: list[GroupLag] = []
         self._read_at: float | None = None
         self._errors = 0
+        self._broker_up = False
 
     def read(self) -> list[GroupLag]:
         """The current reading of every group that could be read (cached ``cache_s``)."""
@@ -164,7 +181,7 @@ class ConsumerLagCollector(Collector):
         """The metric families of the current reading."""
         readings = self.read()
         now_ms = int(self._clock() * 1000)
-        lag, seconds, members, errors = self._families()
+        lag, seconds, members, errors, broker_up = self._families()
         for reading in readings:
             group = reading.group
             members.add_metric([group], reading.members)
@@ -173,7 +190,8 @@ class ConsumerLagCollector(Collector):
             for topic, age in sorted(topic_lag_seconds(reading.rows, now_ms).items()):
                 seconds.add_metric([group, topic], age)
         errors.add_metric([], self._errors)
-        return [lag, seconds, members, errors]
+        broker_up.add_metric([], 1.0 if self._broker_up else 0.0)
+        return [lag, seconds, members, errors, broker_up]
 
     def describe(self) -> Iterable[Metric]:
         """The families without samples (registering must not call the broker)."""
@@ -183,8 +201,10 @@ class ConsumerLagCollector(Collector):
         try:
             counts = self.source.partition_counts()
         except LagReadError as error:
+            self._broker_up = False
             self._failed(error)
             return []
+        self._broker_up = True
         readings = []
         for spec in self.groups:
             try:
@@ -199,7 +219,11 @@ class ConsumerLagCollector(Collector):
 
     @staticmethod
     def _families() -> tuple[
-        GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily
+        GaugeMetricFamily,
+        GaugeMetricFamily,
+        GaugeMetricFamily,
+        CounterMetricFamily,
+        GaugeMetricFamily,
     ]:
         return (
             GaugeMetricFamily(
@@ -220,6 +244,11 @@ class ConsumerLagCollector(Collector):
             CounterMetricFamily(
                 "feedline_lag_exporter_scrape_errors",
                 "Broker reads of the lag exporter that failed (their series were dropped).",
+                labels=[],
+            ),
+            GaugeMetricFamily(
+                "feedline_lag_exporter_broker_up",
+                "Whether the broker answered the lag exporter's last reading (1) or not (0).",
                 labels=[],
             ),
         )

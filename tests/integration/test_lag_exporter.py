@@ -1,25 +1,38 @@
 """The consumer-lag exporter and ``feedline lag`` on a real broker: lag follows commits, the
-age of the oldest unconsumed record comes from its timestamp, a deleted group's series go."""
+age of the oldest unconsumed record comes from its timestamp, a deleted group's series go, the
+index group's series exist from the first scrape, and every series is back within 30 s of a
+killed broker answering again (on a private broker, never the session's)."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
 import pytest
 import typer
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 import feedline.lag_cli as lag_cli
 from feedline.lag_cli import lag_app
+from index_store.settings import IndexSettings
 from streams.lag import GroupSpec
-from streams.lag_exporter import ConsumerLagCollector, LagExporter, LagExporterSettings
+from streams.lag_exporter import (
+    ConsumerLagCollector,
+    LagExporter,
+    LagExporterSettings,
+    pipeline_groups,
+)
+from streams.local_broker import LocalKafka
 from streams.settings import KafkaSettings
-from streams.topics import PROMPTS_POSTS
+from streams.topics import EMBEDDINGS_POSTS, POSTS_CREATED, PROMPTS_POSTS, ensure_topics
 from tests.integration.kafka_tools import metric_value, wait_until
 
 pytestmark = pytest.mark.integration
@@ -168,3 +181,69 @@ def test_feedline_lag_prints_the_pipeline_groups(
     result = CliRunner().invoke(app, ["lag", "--watch", "--interval", "0.5"])
     assert result.exit_code == 0, result.output
     assert sleeps == [0.5, 0.5] and embed_group in result.stdout
+
+
+RECOVERY_S = 30.0  # the issue's bound: series back within 30 s of the broker answering again
+Series = dict[tuple[str, str, str], float]  # (group, topic, partition) -> lag
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of this test alone, which it kills and restarts."""
+    broker = LocalKafka(tmp_path / "kafka")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop(grace_s=10)
+
+
+def scrape(url: str) -> tuple[Series, float | None]:
+    """The lag series and the broker-up gauge of one scrape."""
+    series: Series = {}
+    broker_up = None
+    for family in text_string_to_metric_families(httpx.get(url, timeout=30).text):
+        for sample in family.samples:
+            if sample.name == "kafka_consumergroup_lag":
+                labels = sample.labels
+                key = (labels["consumergroup"], labels["topic"], labels["partition"])
+                series[key] = sample.value
+            elif sample.name == "feedline_lag_exporter_broker_up":
+                broker_up = sample.value
+    return series, broker_up
+
+
+def test_every_groups_series_are_back_within_30s_of_a_killed_broker_answering(
+    own_broker: LocalKafka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("FEEDLINE_PROMPTS_APP_ID", "FEEDLINE_EMBED_GROUP_ID"):
+        monkeypatch.delenv(name, raising=False)
+    kafka = KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers, partitions=2)
+    ensure_topics(kafka)
+    now_ms = int(time.time() * 1000)
+    for topic in (POSTS_CREATED.name, PROMPTS_POSTS.name, EMBEDDINGS_POSTS.name):
+        produce(kafka, topic, 0, [now_ms] * 3)
+    commit(kafka, "feedline-prompts", {(POSTS_CREATED.name, 0): 1})
+    commit(kafka, "feedline-embed", {(PROMPTS_POSTS.name, 0): 2})  # the index commits nothing
+    groups = pipeline_groups(kafka, index=IndexSettings(consumer_group="feedline-index"))
+    settings = LagExporterSettings(port=0, cache_s=1.0, timeout_s=5.0)
+    with LagExporter(kafka, settings, groups) as exporter:
+        before, broker_up = scrape(exporter.url)  # the exporter's first reading
+        assert broker_up == 1
+        assert before[("feedline-index", EMBEDDINGS_POSTS.name, "0")] == 3  # from the earliest
+        assert {group for group, _, _ in before} == {g.group for g in groups}, before
+        assert before[("feedline-prompts", POSTS_CREATED.name, "0")] == 2
+        assert before[("feedline-embed", PROMPTS_POSTS.name, "0")] == 1
+
+        own_broker.kill()
+        wait_until(lambda: scrape(exporter.url) == ({}, 0.0), 30, "broker_up 0, no series")
+        own_broker.start()  # returns once the broker answers a metadata request
+        answered = time.monotonic()
+        back = wait_until(
+            lambda: (reading := scrape(exporter.url))[0] == before and reading, 2 * RECOVERY_S,
+            "every series back", interval_s=0.2,
+        )  # fmt: skip
+        recovery_s = time.monotonic() - answered
+        assert back == (before, 1.0)
+    logging.getLogger(__name__).info("lag series back %.1f s after the broker", recovery_s)
+    assert recovery_s < RECOVERY_S

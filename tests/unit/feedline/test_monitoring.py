@@ -195,6 +195,16 @@ def test_readme_lists_every_alert_and_panel(alerts: list[dict], dashboard: dict)
             assert target["expr"] in readme, target["expr"]
 
 
+def test_role_down_names_every_feedline_scrape_job(alerts: list[dict]) -> None:
+    """absent() needs each job by name: a job added to or renamed in deploy/prometheus.yml
+    must be in FeedlineRoleDown, or that role going away entirely would never alert."""
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    jobs = {job["job_name"] for job in scrape["scrape_configs"]}
+    (role_down,) = [a for a in alerts if a["alert"] == "FeedlineRoleDown"]
+    absent = set(re.findall(r'absent\(up\{job="([^"]+)"\}\)', role_down["expr"]))
+    assert absent == {job for job in jobs if job.startswith("feedline-")}
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load((ROOT / "compose.yaml").read_text())

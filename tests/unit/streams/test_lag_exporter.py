@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 from prometheus_client import CollectorRegistry
+from prometheus_client.samples import Sample
 
 from streams.lag import (
     NO_OFFSET,
@@ -113,6 +114,29 @@ def test_an_active_group_counts_every_partition_of_its_inputs() -> None:
     assert counted_partitions(spec, [], {"in": 2}, active=False) == []
 
 
+def test_an_assigning_group_counts_its_inputs_with_no_members_and_nothing_committed() -> None:
+    spec = GroupSpec("index", ("in", "missing"), assigns=True)
+    counts = {"in": 2, "elsewhere": 1}
+    assert counted_partitions(spec, [], counts, active=False) == [("in", 0), ("in", 1)]
+    assert counted_partitions(spec, [("elsewhere", 0)], counts, active=False) == [
+        ("elsewhere", 0),
+        ("in", 0),
+        ("in", 1),
+    ]
+
+
+def test_an_index_that_never_committed_lags_from_the_earliest_offset() -> None:
+    source = FakeSource()
+    source.earliest[("in", 0)] = 4
+    source.stamps[("in", 0)] = {4: NOW_MS - 30_000}
+    source.stamps[("in", 1)] = {0: NOW_MS - 90_000}
+    registry, _, _ = collector_for(source, [GroupSpec("index", ("in",), assigns=True)])
+    assert [lag_sample(registry, "index", "in", p) for p in (0, 1)] == [6.0, 4.0]
+    assert seconds_sample(registry, "index", "in") == 90.0
+    members = {"consumergroup": "index"}
+    assert registry.get_sample_value("kafka_consumergroup_members", members) == 0.0
+
+
 def test_topic_lag_seconds_is_the_oldest_unconsumed_record_over_partitions() -> None:
     rows = [
         LagRow("a", 0, 5, 0, 9, 4, NOW_MS - 30_000),
@@ -174,6 +198,10 @@ def errors_sample(registry: CollectorRegistry) -> float | None:
     return registry.get_sample_value("feedline_lag_exporter_scrape_errors_total")
 
 
+def broker_up_sample(registry: CollectorRegistry) -> float | None:
+    return registry.get_sample_value("feedline_lag_exporter_broker_up")
+
+
 def test_collector_exposes_lag_seconds_members_and_errors() -> None:
     source = FakeSource()
     source.committed = {"g": {("in", 0): 7, ("other", 0): 7}, "idle": {}}
@@ -187,8 +215,10 @@ def test_collector_exposes_lag_seconds_members_and_errors() -> None:
         "kafka_consumergroup_lag_seconds",
         "kafka_consumergroup_members",
         "feedline_lag_exporter_scrape_errors",
+        "feedline_lag_exporter_broker_up",
     }
-    assert [f.type for f in families.values()] == ["gauge", "gauge", "gauge", "counter"]
+    kinds = [f.type for f in families.values()]
+    assert kinds == ["gauge", "gauge", "gauge", "counter", "gauge"]
     assert [s.labels for s in families["kafka_consumergroup_lag"].samples] == [
         {"consumergroup": "g", "topic": "in", "partition": "0"},
         {"consumergroup": "g", "topic": "in", "partition": "1"},
@@ -203,6 +233,7 @@ def test_collector_exposes_lag_seconds_members_and_errors() -> None:
     assert registry.get_sample_value(members, {"consumergroup": "idle"}) == 0.0
     assert seconds_sample(registry, "idle", "in") is None
     assert errors_sample(registry) == 0.0
+    assert broker_up_sample(registry) == 1.0
 
 
 def test_registering_does_not_read_the_broker() -> None:
@@ -251,11 +282,35 @@ def test_broker_errors_drop_the_series_and_count_instead_of_serving_old_values()
     source.failing = {"metadata"}
     assert lag_sample(registry, "g", "in", 0) is None
     assert errors_sample(registry) == 2.0  # one failed round per scrape above (cache_s=0)
+    assert broker_up_sample(registry) == 0.0
     source.failing = {"g"}
     assert lag_sample(registry, "g", "in", 0) is None
     assert lag_sample(registry, "h", "in", 0) == 8.0
+    assert broker_up_sample(registry) == 1.0  # the broker answers; one group's read failed
     source.failing = set()
     assert lag_sample(registry, "g", "in", 0) == 9.0
+
+
+def test_every_series_is_back_on_the_first_reading_after_the_broker_answers() -> None:
+    source = FakeSource()
+    source.committed = {"g": {("in", 0): 1}}
+    groups = [GroupSpec("g", ("in",)), GroupSpec("index", ("in",), assigns=True)]
+    registry, _, clock = collector_for(source, groups, cache_s=5.0)
+    before = {s.labels["consumergroup"] for s in lag_samples(registry)}
+    source.failing = {"metadata"}
+    clock[0] += 5.0
+    assert (lag_samples(registry), broker_up_sample(registry)) == ([], 0.0)
+    source.failing = set()
+    clock[0] += 4.9
+    assert broker_up_sample(registry) == 0.0  # the failed reading is served for cache_s
+    clock[0] += 0.1
+    assert {s.labels["consumergroup"] for s in lag_samples(registry)} == before == {"g", "index"}
+    assert broker_up_sample(registry) == 1.0
+
+
+def lag_samples(registry: CollectorRegistry) -> list[Sample]:
+    families = {f.name: f for f in registry.collect()}
+    return list(families["kafka_consumergroup_lag"].samples)
 
 
 def test_pipeline_groups_name_the_groups_as_the_roles_do(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -275,7 +330,7 @@ def test_pipeline_groups_name_the_groups_as_the_roles_do(monkeypatch: pytest.Mon
             ),
         ),
         GroupSpec("p.feedline-embed", ("p.prompts.posts", "p.prompts.members")),
-        GroupSpec("feedline-index", ("p.embeddings.posts", "p.embeddings.members")),
+        GroupSpec("feedline-index", ("p.embeddings.posts", "p.embeddings.members"), assigns=True),
     ]
     monkeypatch.setenv("FEEDLINE_EMBED_GROUP_ID", "embed-b")
     monkeypatch.setenv("FEEDLINE_INDEX_CONSUMER_GROUP", "p.index")
