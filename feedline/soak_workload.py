@@ -1,7 +1,8 @@
 """The soak's seeded workload and the ground truth it keeps.
 
-Events are new posts, edits (a ``PostCreated`` with an existing id), deletes, an occasional
-edit of a deleted post (which must never bring it back), engagements and member profiles.
+Events are new posts, edits (a ``PostCreated`` with an existing id, the post's creation time
+and the edit's time in ``edited_at_ms``), deletes, an occasional edit of a deleted post (which
+must never bring it back), engagements and member profiles.
 Every post revision's text starts with a marker ``[<post_id>#<revision>]``, so the checker can
 tell from a prompt which revision it was rendered from. The truth is updated only for events
 the broker acknowledged (``delivered``), in publishing order.
@@ -84,6 +85,7 @@ class SoakWorkload:
         self.truth = SoakTruth()
         self._planned: dict[str, int] = {}  # revisions including events not yet delivered
         self._planned_deleted: set[str] = set()
+        self._created_at: dict[str, int] = {}  # post_id -> created_at_ms of its first revision
         self._profiles = 0
         self._posts = 0
 
@@ -139,14 +141,19 @@ class SoakWorkload:
         return self._profile(self.rng.choice(self.member_ids), now_ms)
 
     def _revision(self, post_id: str, now_ms: int) -> PostCreated:
+        """Revision 1 is the creation; later ones are edits that keep the creation time."""
         revision = self._planned.get(post_id, 0) + 1
         self._planned[post_id] = revision
+        created_at_ms = self._created_at.setdefault(post_id, now_ms)
+        # an edit is never before its creation, even after the wall clock stepped back
+        edited_at_ms = max(now_ms, created_at_ms) if revision > 1 else None
         words = " ".join(self.rng.choice(WORDS) for _ in range(self.rng.randint(8, 30)))
         return PostCreated(
             schema_version=1,
             post_id=post_id,
             author_id=f"a{self.rng.randrange(20):03d}",
-            created_at_ms=now_ms,
+            created_at_ms=created_at_ms,
+            edited_at_ms=edited_at_ms,
             format=self.rng.choice(("text", "article", "image", "video")),
             text=f"{marker(post_id, revision)} {words}",
             author_followers=self.rng.randrange(10_000),

@@ -442,5 +442,9 @@ def _engagement(
 
 
 def event_time_ms(value: Mapping[str, Any]) -> int:
-    """The time of any world event: ``ts_ms``, ``created_at_ms`` or ``updated_at_ms``."""
-    return int(value.get("ts_ms") or value.get("created_at_ms") or value.get("updated_at_ms") or 0)
+    """The time of any world event: ``ts_ms``, ``edited_at_ms`` (an edit), ``created_at_ms``
+    or ``updated_at_ms``."""
+    for name in ("ts_ms", "edited_at_ms", "created_at_ms", "updated_at_ms"):
+        if value.get(name):
+            return int(value[name])
+    return 0

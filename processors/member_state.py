@@ -138,7 +138,15 @@ def on_change(
     policy: ReembedPolicy,
     now_ms: int,
 ) -> MemberDecision:
-    """Publish now if the debounce period is over, else hold the change (``debounced``)."""
+    """Publish now if the debounce period is over, else hold the change (``debounced``).
+
+    ``event_time_ms`` is the time of the causing event (the profile's ``updated_at_ms``, the
+    engagement's ``ts_ms``) and becomes the prompt's event time, from which the index counts
+    freshness. A prompt published now carries that time even when it also carries a change
+    held earlier: the training export reads member prompts "as of" their event time, and an
+    earlier stamp would show engagements that had not happened yet. A flush (`flush`) has no
+    single causing event and carries the oldest held change's time, the longest any of its
+    changes waited."""
     if not member_due(policy, state.last_prompt_ms, now_ms):
         since = state.pending_since_ms if state.pending_since_ms is not None else event_time_ms
         return MemberDecision(

@@ -46,14 +46,40 @@ def on_post_created(
     percentiles: Mapping[str, int],
     library: PromptLibrary,
     now_ms: int,
+    record_time_ms: int | None = None,
 ) -> PostDecision:
-    """A new post or an edit: publish a prompt, unless the post was deleted (it never returns)."""
+    """A new post or an edit: publish a prompt, unless the post was deleted (it never returns).
+
+    The prompt's event time is `revision_time_ms` (``record_time_ms``: the Kafka record
+    timestamp, if the caller knows it)."""
     current = state or PostState(post_id=event.post_id)
     if current.deleted:
         return PostDecision(current, None, "post_deleted")
-    reason: Trigger = "edited" if current.post is not None else "created"
+    edit = current.post is not None
+    reason: Trigger = "edited" if edit else "created"
     updated = current.model_copy(update={"post": event})
-    return _prompted(updated, percentiles, library, event.created_at_ms, now_ms, reason)
+    event_time_ms = revision_time_ms(event, edit, record_time_ms)
+    return _prompted(updated, percentiles, library, event_time_ms, now_ms, reason)
+
+
+def revision_time_ms(event: PostCreated, edit: bool, record_time_ms: int | None = None) -> int:
+    """When the revision in ``event`` was made: what the freshness of its prompt counts from.
+
+    ``edited_at_ms`` when the producer sent it; ``created_at_ms`` for a first creation. An
+    edit from a producer that predates ``edited_at_ms`` falls back to the Kafka record
+    timestamp (``record_time_ms``, not before the creation) when known, else to
+    ``created_at_ms``: then the freshness of that update is the post's age, an upper bound
+    on the delay rather than a made-up lower one.
+
+    Example::
+
+        revision_time_ms(post, edit=True)  # post.edited_at_ms or post.created_at_ms
+    """
+    if event.edited_at_ms is not None:
+        return event.edited_at_ms
+    if edit and record_time_ms is not None:
+        return max(record_time_ms, event.created_at_ms)
+    return event.created_at_ms
 
 
 def on_counts_changed(

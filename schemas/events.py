@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from schemas.fields import EntityId, EpochMs, Label, Text
 
@@ -30,12 +30,21 @@ class WireModel(BaseModel):
 
 
 class PostCreated(WireModel):
-    """A new post, or a new revision of an existing post (same ``post_id``: an edit)."""
+    """A new post, or a new revision of an existing post (same ``post_id``: an edit).
+
+    An edit repeats the post's ``created_at_ms`` and gives its own time in ``edited_at_ms``,
+    which the index's freshness counts from (without it, from ``created_at_ms``).
+    """
 
     schema_version: Literal[1]
     post_id: EntityId
     author_id: EntityId
     created_at_ms: EpochMs
+    edited_at_ms: EpochMs | None = Field(
+        None,
+        description="when this revision was made, for an edit (same post_id again); not "
+        "before created_at_ms. Absent: a first creation, or a producer that predates it",
+    )
     format: PostFormat
     text: Text
     author_headline: Label | None = None
@@ -43,6 +52,14 @@ class PostCreated(WireModel):
     industry: Label | None = None
     language: Label | None = None
     author_followers: int | None = Field(None, ge=0)
+
+    @field_validator("edited_at_ms")
+    @classmethod
+    def _edited_after_created(cls, value: int | None, info: ValidationInfo) -> int | None:
+        created = info.data.get("created_at_ms")
+        if value is not None and created is not None and value < created:
+            raise ValueError(f"must not be before created_at_ms {created}, got {value}")
+        return value
 
 
 class PostDeleted(WireModel):

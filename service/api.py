@@ -132,7 +132,7 @@ class PostInfo(BaseModel):
     attrs: dict[str, AttrValue]
     model_version: str
     prompt_version: str
-    event_time_ms: int
+    event_time_ms: int = Field(description="time of the event behind this version, e.g. its edit")
     indexed_at_ms: int
 
 
@@ -151,7 +151,10 @@ class IndexStats(BaseModel):
         description="how the index started: restored (from a snapshot) or the reason it "
         "replayed its topics (no_snapshot, offsets_out_of_retention, ...)"
     )
-    freshness_seconds: dict[str, dict[str, float]]
+    freshness_seconds: dict[str, dict[str, float]] = Field(
+        description="by entity: count, p50 and p99 of the seconds from the event that caused "
+        "each recent live update (creation, edit, engagement, profile change) to visible"
+    )
     history_members: int = Field(description="members with engagement history held")
     history_steps: int = Field(description="engagements held over all members")
     ranker_version: str | None = Field(description="the loaded GR checkpoint, if any")

@@ -29,8 +29,9 @@ class ServiceMetrics(IndexMetrics):
         )
         self.freshness = Histogram(
             "feedline_freshness_seconds",
-            "Event time to visible in the index, by entity "
-            "(live updates; not the start-up replay).",
+            "Time from the event that caused an update (creation, edit, engagement, profile "
+            "change) to visible in the index, by entity (live updates; not the start-up "
+            "replay).",
             ["entity"],
             buckets=FRESHNESS_BUCKETS,
             registry=registry,

@@ -11,6 +11,14 @@ Two sides, each owning tables keyed like its input topics:
   records (header ``feedline.tick``) that the worker's timer writes to each partition of
   ``engagements.by-member`` flush the changes the debounce held back.
 
+Every prompt carries the time of the event that caused it (``event_time_ms``, which the
+index's freshness counts from): a creation's ``created_at_ms``, an edit's ``edited_at_ms``
+(see ``post_state.revision_time_ms`` for edits without it), the engagement's ``ts_ms`` for a
+re-embed on a bucket move or a member's new positive engagement, ``deleted_at_ms`` for a
+delete, the profile's ``updated_at_ms``, and for a member prompt that a tick flushes the
+oldest change the debounce held (``member_state.on_change`` says why a prompt published on a
+change carries that change's time).
+
 A record that fails validation becomes a dead letter; any other error propagates (a bug must
 stop the worker rather than lose data silently). Tables are mutable mappings of JSON dicts,
 which is what Faust tables are.
@@ -138,7 +146,7 @@ class PromptHandlers:
     def _post_side(self, name: str, record: Incoming, tables: PromptTables) -> list[Outgoing]:
         if name == POSTS_CREATED.name:
             created = decode(PostCreated, record.value, key=record.key, key_field="post_id")
-            return self._post_created(created, record.partition, tables)
+            return self._post_created(created, record, tables)
         if name == POSTS_DELETED.name:
             deleted = decode(PostDeleted, record.value, key=record.key, key_field="post_id")
             state = _load(PostState, tables.posts, deleted.post_id)
@@ -150,15 +158,17 @@ class PromptHandlers:
         raise ValueError(f"post side got a record of unexpected topic {record.topic!r}")
 
     def _post_created(
-        self, event: PostCreated, partition: int, tables: PromptTables
+        self, event: PostCreated, record: Incoming, tables: PromptTables
     ) -> list[Outgoing]:
         counts = _load(PostCounts, tables.post_counts, event.post_id) or PostCounts(
-            partition=partition
+            partition=record.partition
         )
         counts = counts.model_copy(update={"followers": event.author_followers})
         percentiles = self._store_counts(event.post_id, counts, tables)
         state = _load(PostState, tables.posts, event.post_id)
-        decision = post_state.on_post_created(state, event, percentiles, self.library, self.clock())
+        decision = post_state.on_post_created(
+            state, event, percentiles, self.library, self.clock(), record.timestamp_ms
+        )
         return self._post_decided(decision, tables)
 
     def _engagement(

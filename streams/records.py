@@ -18,6 +18,8 @@ class Incoming(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: Headers
+    timestamp_ms: int | None = None
+    """The record's Kafka timestamp (producer create time or broker append time), if known."""
 
 
 class Outgoing(NamedTuple):
@@ -49,4 +51,5 @@ def from_consumer_record(record: ConsumerRecord[bytes, bytes]) -> Incoming:
         record.key,
         record.value,
         normalise_headers(record.headers),
+        record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None,
     )

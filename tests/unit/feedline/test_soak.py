@@ -53,6 +53,28 @@ def test_truth_follows_delivered_events_only_and_deletes_are_final() -> None:
     )
 
 
+def test_edits_keep_the_creation_time_and_carry_their_own() -> None:
+    workload = SoakWorkload(seed=1, members=2)
+    events = [e for i in range(40) for e in workload.next_batch(25, NOW + 1_000 * i)]
+    posts = [e for e in events if isinstance(e, PostCreated)]
+    creations = [p for p in posts if p.text.startswith(marker(p.post_id, 1))]
+    edits = [p for p in posts if not p.text.startswith(marker(p.post_id, 1))]
+    assert creations and edits
+    assert all(p.edited_at_ms is None for p in creations)
+    first = {p.post_id: p.created_at_ms for p in creations}
+    for edit in edits:
+        assert edit.created_at_ms == first[edit.post_id]
+        assert edit.edited_at_ms is not None and edit.edited_at_ms >= edit.created_at_ms
+    assert any(e.edited_at_ms != e.created_at_ms for e in edits)
+
+
+def test_an_edit_is_never_dated_before_its_creation_when_the_clock_steps_back() -> None:
+    workload = SoakWorkload(seed=1, members=0)
+    created = workload._revision("p1", NOW)
+    edit = workload._revision("p1", NOW - 5_000)
+    assert (edit.created_at_ms, edit.edited_at_ms) == (created.created_at_ms, NOW)
+
+
 def test_not_newest_last_treats_a_tombstone_as_newest() -> None:
     records = {
         b"live": [upd("live", 1), upd("live", 3), upd("live", 2)],

@@ -23,6 +23,7 @@ from feedline.world import (
     World,
     WorldConfig,
     WorldConfigError,
+    event_time_ms,
     generate_world,
 )
 from feedline.world_vocab import TOPICS
@@ -321,3 +322,12 @@ def test_profiles_find_posts_of_their_interests(world: World) -> None:
         others = [p for p, a in zip(post_ids, authors, strict=True) if a != member_id]
         baseline.append(np.mean([world.post_topic[p] in interests for p in others]))
     assert np.mean(found) >= 2 * np.mean(baseline), (np.mean(found), np.mean(baseline))
+
+
+def test_event_time_of_each_event_kind() -> None:
+    assert event_time_ms({"ts_ms": 3, "post_id": "p1"}) == 3
+    assert event_time_ms({"created_at_ms": 5}) == 5
+    assert event_time_ms({"created_at_ms": 5, "edited_at_ms": None}) == 5
+    assert event_time_ms({"created_at_ms": 5, "edited_at_ms": 9}) == 9  # an edit: its own time
+    assert event_time_ms({"updated_at_ms": 7}) == 7
+    assert event_time_ms({}) == 0

@@ -24,7 +24,7 @@ from processors.member_state import (
     on_change,
 )
 from processors.prompts import PromptConfig, PromptLibrary
-from processors.reembed import ReembedPolicy
+from processors.reembed import ReembedPolicy, Trigger
 from processors.token_budget import TokenMeter
 from schemas import Action, MemberEngagement, MemberProfile
 
@@ -256,7 +256,17 @@ def test_a_change_after_the_debounce_publishes_and_clears_what_was_held(
         None,
     )
     assert decision.prompt is not None
-    assert decision.prompt.event_time_ms == 3_000
+    assert decision.prompt.event_time_ms == 3_000  # not before the newest change it carries
+
+
+@pytest.mark.parametrize("reason", ["profile", "engagement"])
+def test_a_prompt_without_held_changes_counts_from_its_event(
+    library: PromptLibrary, reason: Trigger
+) -> None:
+    state = MemberState(member_id="m1", version=1, last_prompt_ms=NOW)
+    decision = on_change(state, MemberHistory(), reason, 7_000, library, POLICY, NOW + 5_000)
+    assert decision.prompt is not None
+    assert (decision.reason, decision.prompt.event_time_ms) == (reason, 7_000)
 
 
 def test_flush_publishes_the_held_change_once_the_period_ends(library: PromptLibrary) -> None:

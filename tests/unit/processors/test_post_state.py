@@ -17,6 +17,7 @@ from processors.post_state import (
     on_post_created,
     on_post_deleted,
     post_attrs,
+    revision_time_ms,
 )
 from processors.prompts import PromptConfig, PromptLibrary
 from processors.reembed import ReembedPolicy
@@ -121,6 +122,43 @@ def test_edit_publishes_version_two_with_the_new_text(library: PromptLibrary) ->
         "post | format: video\nengagement: views <view_pct>90</view_pct>\ntext: second draft"
     )
     assert decision.prompt.event_time_ms == 1_700_000_200_000
+
+
+def test_an_edit_counts_from_its_edit_time(library: PromptLibrary) -> None:
+    edited = post(text="second draft", edited_at_ms=1_700_000_400_000)
+    decision = on_post_created(created_state(library), edited, PCTS, library, NOW + 1)
+    assert decision.reason == "edited"
+    assert decision.prompt is not None
+    assert decision.prompt.event_time_ms == 1_700_000_400_000
+    assert decision.prompt.attrs["created_at_ms"] == 1_700_000_000_000
+
+
+def test_an_edit_without_edit_time_uses_the_record_time_when_known(library: PromptLibrary) -> None:
+    decision = on_post_created(
+        created_state(library), post(text="v2"), PCTS, library, NOW, 1_700_000_450_000
+    )
+    assert decision.prompt is not None
+    assert decision.prompt.event_time_ms == 1_700_000_450_000
+
+
+@pytest.mark.parametrize(
+    ("edited_at_ms", "edit", "record_time_ms", "expected"),
+    [
+        (None, False, None, 1_700_000_000_000),  # a creation: created_at_ms
+        (None, False, 1_700_000_000_900, 1_700_000_000_000),  # ... whatever the record says
+        (1_700_000_400_000, True, None, 1_700_000_400_000),  # an edit: edited_at_ms
+        (1_700_000_400_000, True, 1_700_000_450_000, 1_700_000_400_000),  # ... wins
+        (1_700_000_400_000, False, None, 1_700_000_400_000),  # first seen revision is an edit
+        (None, True, None, 1_700_000_000_000),  # an older producer's edit: the post's age
+        (None, True, 1_700_000_450_000, 1_700_000_450_000),  # ... or the Kafka record time
+        (None, True, 1_699_999_000_000, 1_700_000_000_000),  # ... never before the creation
+    ],
+)
+def test_revision_time(
+    edited_at_ms: int | None, edit: bool, record_time_ms: int | None, expected: int
+) -> None:
+    event = post(edited_at_ms=edited_at_ms)
+    assert revision_time_ms(event, edit, record_time_ms) == expected
 
 
 def test_delete_after_edit_publishes_delete_with_version_three(library: PromptLibrary) -> None:

@@ -66,6 +66,7 @@ def test_post_created_with_every_optional_field() -> None:
         industry="software",
         language="en",
         author_followers=0,
+        edited_at_ms=1_700_000_000_500,
     )
     post = decode(PostCreated, json.dumps(doc).encode())
     assert post.model_dump() == doc
@@ -74,7 +75,20 @@ def test_post_created_with_every_optional_field() -> None:
 def test_post_created_optional_fields_default_to_none() -> None:
     post = decode(PostCreated, json.dumps(post_doc()).encode())
     assert (post.author_headline, post.author_company, post.industry) == (None, None, None)
-    assert (post.language, post.author_followers) == (None, None)
+    assert (post.language, post.author_followers, post.edited_at_ms) == (None, None, None)
+
+
+def test_an_edit_may_be_made_in_the_millisecond_of_its_creation() -> None:
+    doc = post_doc(edited_at_ms=1_700_000_000_000)
+    assert decode(PostCreated, json.dumps(doc).encode()).edited_at_ms == 1_700_000_000_000
+
+
+def test_an_edit_before_its_creation_is_refused() -> None:
+    message = schema_error(PostCreated, post_doc(edited_at_ms=1_699_999_999_999))
+    assert message == (
+        "PostCreated: edited_at_ms: Value error, must not be before created_at_ms "
+        "1700000000000, got 1699999999999"
+    )
 
 
 def test_post_deleted_good_example() -> None:
@@ -131,6 +145,8 @@ def test_events_are_immutable() -> None:
         (PostCreated, post_doc(text=None), "text"),
         (PostCreated, post_doc(author_followers=-1), "author_followers"),
         (PostCreated, post_doc(created_at_ms=1.5), "created_at_ms"),
+        (PostCreated, post_doc(edited_at_ms="now"), "edited_at_ms"),
+        (PostCreated, post_doc(edited_at_ms=4_102_444_800_000), "edited_at_ms"),
         (PostDeleted, deleted_doc(deleted_at_ms=-1), "deleted_at_ms"),
         (Engagement, engagement_doc(action="love"), "action"),
         (Engagement, engagement_doc(dwell_ms=-3), "dwell_ms"),

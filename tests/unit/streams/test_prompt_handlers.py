@@ -608,3 +608,112 @@ def test_huge_text_is_truncated_not_rejected(harness: Harness) -> None:
     assert prompt.text.startswith(f"post | format: text\n{ALL_VIEWS_100}\ntext: x y x y")
     assert prompt.text.endswith("…")
     assert harness.meter.count(prompt.text) + harness.meter.special_tokens <= 256
+
+
+# --- freshness counts from the event that caused each update ---------------------------------
+
+
+def test_a_creation_counts_from_created_at_ms(harness: Harness) -> None:
+    out = harness.post_side("posts.created", "p1", created(created_at_ms=T0 - 700))
+    assert only_prompt(out, "t.prompts.posts", "p1").event_time_ms == T0 - 700
+
+
+def test_an_edit_counts_from_edited_at_ms_not_the_post_age(harness: Harness) -> None:
+    harness.post_side("posts.created", "p1", created())
+    harness.clock.now_ms = T0 + 1_000
+    out = harness.post_side("posts.created", "p1", created(text="v2", edited_at_ms=T0 + 400))
+    prompt = only_prompt(out, "t.prompts.posts", "p1")
+    assert (prompt.version, prompt.event_time_ms, prompt.prompted_at_ms) == (
+        2,
+        T0 + 400,
+        T0 + 1_000,
+    )
+    assert prompt.attrs["created_at_ms"] == 1_700_000_000_000  # the post's age stays an attr
+    assert harness.decisions("post", "triggered", "edited") == 1
+
+
+def test_an_edit_from_an_older_producer_is_processed_and_counts_from_created_at_ms(
+    harness: Harness,
+) -> None:
+    harness.post_side("posts.created", "p1", created())
+    out = harness.post_side("posts.created", "p1", created(text="v2"))  # no edited_at_ms
+    prompt = only_prompt(out, "t.prompts.posts", "p1")
+    assert (prompt.version, prompt.event_time_ms) == (2, 1_700_000_000_000)
+    assert harness.count("feedline_events_total", topic="posts.created", outcome="processed") == 2
+
+
+def test_an_edit_from_an_older_producer_counts_from_its_kafka_timestamp(harness: Harness) -> None:
+    harness.post_side("posts.created", "p1", created())
+    record = harness.record("posts.created", "p1", created(text="v2"), 0)
+    out = harness.handlers.on_post_side(record._replace(timestamp_ms=T0 + 700), harness.tables)
+    prompt = only_prompt(out, "t.prompts.posts", "p1")
+    assert (prompt.version, prompt.event_time_ms) == (2, T0 + 700)
+
+
+def test_a_bucket_move_counts_from_the_engagement(harness: Harness) -> None:
+    harness.post_side("posts.created", "p1", created())
+    for i in range(1, 10):  # nine posts with likes push p1's like percentile down
+        for _ in range(3):
+            harness.post_side("engagements", f"q{i}", engagement(post_id=f"q{i}"))
+    harness.clock.now_ms = T0 + 61_000
+    out = harness.post_side("engagements", "p1", engagement(action="impression", ts_ms=T0 + 60_500))
+    [prompt] = prompts_in(out, "t.prompts.posts")
+    assert (prompt.version, prompt.event_time_ms) == (2, T0 + 60_500)
+    assert harness.decisions("post", "triggered", "bucket_moved") == 1
+
+
+def test_a_delete_counts_from_deleted_at_ms(harness: Harness) -> None:
+    harness.post_side("posts.created", "p1", created())
+    out = harness.post_side("posts.deleted", "p1", deleted(deleted_at_ms=T0 - 50))
+    prompt = only_prompt(out, "t.prompts.posts", "p1")
+    assert (prompt.op, prompt.event_time_ms) == ("delete", T0 - 50)
+
+
+def test_a_profile_change_counts_from_updated_at_ms(harness: Harness) -> None:
+    harness.member_side("members.profile", "m1", profile())
+    harness.clock.now_ms = T0 + 60_000
+    out = harness.member_side("members.profile", "m1", profile(updated_at_ms=T0 + 59_000))
+    prompt = only_prompt(out, "t.prompts.members", "m1")
+    assert (prompt.version, prompt.event_time_ms) == (2, T0 + 59_000)
+
+
+def test_a_positive_engagement_counts_from_its_ts_ms(harness: Harness) -> None:
+    out = harness.member_side("engagements.by-member", "m1", joined(ts_ms=T0 - 300))
+    assert only_prompt(out, "t.prompts.members", "m1").event_time_ms == T0 - 300
+
+
+def test_a_held_member_change_counts_from_its_time_when_a_tick_flushes_it(
+    harness: Harness,
+) -> None:
+    harness.member_side("members.profile", "m1", profile(), partition=1)
+    harness.clock.now_ms = T0 + 1_000  # within the debounce: held
+    held = joined(post_id="a", ts_ms=T0 + 900)
+    assert harness.member_side("engagements.by-member", "m1", held, partition=1) == []
+    harness.clock.now_ms = T0 + 5_000
+    prompt = only_prompt(harness.tick(1), "t.prompts.members", "m1")
+    assert (prompt.version, prompt.event_time_ms) == (2, T0 + 900)
+
+
+def test_a_member_change_after_the_debounce_counts_from_itself(harness: Harness) -> None:
+    harness.member_side("members.profile", "m1", profile())
+    harness.clock.now_ms = T0 + 1_000  # within the debounce: held
+    held = joined(post_id="a", ts_ms=T0 + 900)
+    assert harness.member_side("engagements.by-member", "m1", held) == []
+    harness.clock.now_ms = T0 + 6_000  # past it, before a tick: this change publishes both
+    out = harness.member_side("engagements.by-member", "m1", joined(post_id="b", ts_ms=T0 + 5_900))
+    prompt = only_prompt(out, "t.prompts.members", "m1")
+    assert (prompt.version, prompt.event_time_ms) == (2, T0 + 5_900)  # see member_state.on_change
+    assert harness.tables.member_pending == {}
+
+
+def test_an_edit_dated_before_its_creation_is_dead_lettered(harness: Harness) -> None:
+    value = created(edited_at_ms=1_699_999_999_999)
+    out = harness.post_side("posts.created", "p1", value)
+    assert [o.topic for o in out] == ["t.posts.created.dlq"]
+    headers = error_headers(out[0].headers or [])
+    assert headers["reason"] == "schema_invalid"
+    assert headers["message"] == (
+        "PostCreated: edited_at_ms: Value error, must not be before created_at_ms "
+        "1700000000000, got 1699999999999"
+    )
+    assert harness.all_tables_empty()
