@@ -237,10 +237,15 @@ class _Stack:
         kind = name.split("-")[0]
         logs = self.work / "logs"
         if kind == "prompts":
-            env = {**self.env, "FEEDLINE_PROMPTS_DATA_DIR": str(self.work / name)}
+            env = {
+                **self.env,
+                "FEEDLINE_PROMPTS_DATA_DIR": str(self.work / name),
+                "FEEDLINE_PROMPTS_INSTANCE_ID": name,  # static membership: no rebalance wait
+            }
             return RoleProcess(name, ["worker", "prompts"], env, logs)
         if kind == "embed":
-            return RoleProcess(name, ["worker", "embed"], self.env, logs)
+            env = {**self.env, "FEEDLINE_EMBED_INSTANCE_ID": name}
+            return RoleProcess(name, ["worker", "embed"], env, logs)
         return RoleProcess(name, ["serve", "--port", str(self.port)], self.env, logs)
 
     def _kill_cycles(self) -> None:

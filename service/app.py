@@ -33,6 +33,7 @@ from service.routes import router
 from service.serving import ServingModel, ServingSlot
 from service.settings import ServiceSettings
 from service.state import ServiceState
+from streams.broker_wait import wait_for_broker
 from streams.history_feed import HistoryFeed
 from streams.index_feed import IndexFeed
 from streams.settings import KafkaSettings
@@ -55,8 +56,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        encoder = await asyncio.to_thread(TextEncoder.load, encoder_settings)
-        await asyncio.to_thread(ensure_topics, kafka)
+        # the model loads while the service waits for the broker and creates topics
+        loading = asyncio.create_task(asyncio.to_thread(TextEncoder.load, encoder_settings))
+        try:
+            await asyncio.to_thread(wait_for_broker, kafka, "query service")
+            await asyncio.to_thread(ensure_topics, kafka)
+        finally:
+            encoder = await loading
         metrics = ServiceMetrics(CollectorRegistry())
         # reembed: updates of another model that carry their prompt are re-embedded, not
         # dead-lettered (after a rollout, or a restart with a new model, until the embedding

@@ -40,6 +40,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from models.encoder import TextEncoder
 from models.settings import EncoderSettings
 from streams.backoff import retry
+from streams.broker_wait import wait_for_broker
 from streams.embed_handlers import EmbedHandlers
 from streams.embed_txn import Outcome, PartitionTransactions
 from streams.kafka_clients import aiokafka_consumer
@@ -66,6 +67,11 @@ class EmbedWorkerSettings(BaseSettings):
     )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(0, ge=0, le=65_535, description="0: no /metrics server")
+    instance_id: str | None = Field(
+        None,
+        description="static group membership (unique per worker, stable across restarts, e.g. "
+        "the pod name): a restarted worker takes its partitions back without a rebalance",
+    )
 
 
 class _Ownership(ConsumerRebalanceListener):
@@ -117,7 +123,9 @@ class EmbedWorker:
 
     async def start(self) -> None:
         """Join the consumer group (producers start per partition once assigned)."""
-        self._consumer = aiokafka_consumer(self.kafka, group_id=self.group)
+        self._consumer = aiokafka_consumer(
+            self.kafka, group_id=self.group, group_instance_id=self.settings.instance_id
+        )
         self._consumer.subscribe(
             [self.kafka.topic(PROMPTS_POSTS.name), self.kafka.topic(PROMPTS_MEMBERS.name)],
             listener=_Ownership(self),
@@ -229,11 +237,13 @@ class EmbedWorker:
 def run_embed_worker(
     kafka: KafkaSettings, settings: EmbedWorkerSettings, encoder_settings: EncoderSettings
 ) -> None:
-    """Load the model, create missing topics, and run until SIGTERM/SIGINT."""
-    ensure_topics(kafka)
+    """Wait for the broker, create missing topics, load the model, and run until
+    SIGTERM/SIGINT."""
     metrics = EmbedMetrics(CollectorRegistry())
     if settings.metrics_port:
         serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
+    wait_for_broker(kafka, "embedding worker")
+    ensure_topics(kafka)
     encoder = TextEncoder.load(encoder_settings)
     asyncio.run(_serve_until_signalled(EmbedWorker(kafka, settings, encoder, metrics)))
 

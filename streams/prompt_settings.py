@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,7 +20,23 @@ class PromptWorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEEDLINE_PROMPTS_", extra="ignore")
 
     app_id: str = Field("feedline-prompts", description="Faust app id = consumer group id")
-    data_dir: Path = Path(".feedline/prompts")
+    data_dir: Path = Field(
+        Path(".feedline/prompts"),
+        description="local table state (one directory per worker process; safe to delete)",
+    )
+    store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="table store: rocksdb keeps state on disk, so a restart reads only the "
+        "changelog written since; memory replays the whole changelog on every start",
+    )
+    instance_id: str | None = Field(
+        None,
+        description="static group membership (unique per worker, stable across restarts, e.g. "
+        "the pod name): a restarted worker takes its partitions back without a rebalance",
+    )
+    standby_replicas: int = Field(
+        1, ge=0, description="other workers that keep a warm copy of each table partition"
+    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(0, ge=0, le=65_535, description="0: no /metrics server")
     log_level: str = "WARNING"

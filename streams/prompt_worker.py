@@ -28,26 +28,30 @@ from aiokafka.errors import KafkaError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from models.encoder import load_tokenizer
+from models.prompt_tokenizer import load_prompt_tokenizer
 from models.settings import EncoderSettings
 from processors.feature_sketches import PartitionSketches
 from processors.prompts import PromptLibrary
 from processors.token_budget import TokenMeter
 from streams.backoff import retry
+from streams.broker_wait import wait_for_broker
 from streams.deliveries import DeliveryTracker
 from streams.faust_transport import Consumer, TrackedTable, use_feedline_transport
+from streams.kafka_clients import admin_client
 from streams.metrics import PromptMetrics, serve_metrics
 from streams.prompt_commits import PromptCommitter, ResumeOffsets
 from streams.prompt_handlers import PromptHandlers, PromptTables
 from streams.prompt_settings import PromptWorkerSettings
 from streams.records import Incoming, Outgoing, normalise_headers
 from streams.settings import KafkaSettings
+from streams.table_state import changelog_identity, keep_or_reset
 from streams.topics import (
     ENGAGEMENTS,
     ENGAGEMENTS_BY_MEMBER,
     MEMBERS_PROFILE,
     POSTS_CREATED,
     POSTS_DELETED,
+    changelog_topics,
     ensure_changelog_topics,
     ensure_topics,
 )
@@ -88,8 +92,10 @@ def build_prompt_app(
         kafka.topic(settings.app_id),
         broker=kafka.faust_broker_url(),
         broker_credentials=_credentials(kafka),
-        store="memory://",
+        store=f"{settings.store}://",
         datadir=str(settings.data_dir),
+        table_standby_replicas=settings.standby_replicas,
+        consumer_group_instance_id=settings.instance_id,
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
         consumer_auto_offset_reset="earliest",
@@ -193,12 +199,18 @@ def run_prompt_worker(
     kafka: KafkaSettings, settings: PromptWorkerSettings, encoder: EncoderSettings
 ) -> None:
     """Create missing topics, expose metrics, and run the worker until SIGTERM/SIGINT."""
-    ensure_topics(kafka)
-    ensure_changelog_topics(kafka, kafka.topic(settings.app_id), TABLES)
     metrics = PromptMetrics(CollectorRegistry())
     if settings.metrics_port:
         serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
-    tokenizer, _ = load_tokenizer(encoder)
+    wait_for_broker(kafka, "prompt processor")
+    ensure_topics(kafka)
+    app_id = kafka.topic(settings.app_id)
+    ensure_changelog_topics(kafka, app_id, TABLES)
+    if settings.store == "rocksdb":
+        identity = changelog_identity(admin_client(kafka), changelog_topics(app_id, TABLES))
+        kept = keep_or_reset(settings.data_dir, identity)
+        log.info("local table state in %s %s", settings.data_dir, "kept" if kept else "reset")
+    tokenizer = load_prompt_tokenizer(encoder)
     config = settings.prompt_config()
     handlers = PromptHandlers(
         kafka,
@@ -221,6 +233,7 @@ def _incoming(event: faust.types.EventT) -> Incoming:
         message.key,
         message.value,
         normalise_headers(message.headers),
+        int(message.timestamp * 1000) if message.timestamp else None,  # faust: seconds
     )
 
 

@@ -40,6 +40,13 @@ class KafkaSettings(BaseSettings):
         10.0, gt=0, description="longest wait between retries (the wait doubles up to it)"
     )
 
+    startup_wait_s: float = Field(
+        0.0,
+        ge=0,
+        description="longest wait for the broker when a role starts, retrying with the backoff "
+        "above (0: no limit)",
+    )
+
     def backoff(self) -> Backoff:
         """The retry policy for calls that wait for the broker."""
         return Backoff(

@@ -121,7 +121,7 @@ def ensure_changelog_topics(
     was still being created caches it with 0 partitions for minutes, and the first table write
     then fails its co-partitioning check (``PartitionsMismatch``), killing the agent.
     """
-    names = [f"{app_id}-{table}-changelog" for table in tables]
+    names = changelog_topics(app_id, tables)
     admin = admin_client(kafka)
     existing = admin.list_topics(timeout=timeout_s).topics
     new_topics = [
@@ -137,6 +137,11 @@ def ensure_changelog_topics(
     created = _create_new(admin, new_topics, timeout_s)
     _wait_for_metadata(admin, names, timeout_s)
     return created
+
+
+def changelog_topics(app_id: str, tables: Iterable[str]) -> list[str]:
+    """The changelog topic Faust names for each table of app ``app_id`` (its cluster name)."""
+    return [f"{app_id}-{table}-changelog" for table in tables]
 
 
 def partition_counts(

@@ -20,7 +20,7 @@ def test_from_consumer_record() -> None:
         topic="t.engagements",
         partition=2,
         offset=99,
-        timestamp=0,
+        timestamp=1_700_000_000_123,
         timestamp_type=0,
         key=b"p1",
         value=b"{}",
@@ -30,5 +30,7 @@ def test_from_consumer_record() -> None:
         headers=(("h", b"v"),),
     )
     assert from_consumer_record(record) == Incoming(
-        "t.engagements", 2, 99, b"p1", b"{}", [("h", b"v")]
+        "t.engagements", 2, 99, b"p1", b"{}", [("h", b"v")], 1_700_000_000_123
     )
+    record.timestamp = -1  # no timestamp
+    assert from_consumer_record(record).timestamp_ms is None
