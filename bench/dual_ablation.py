@@ -155,7 +155,7 @@ def history_ablation(world: object, args: argparse.Namespace) -> None:
     tokenizer, _ = load_tokenizer(EncoderSettings())
     config = PromptConfig(token_budget=512, history_in_prompt=500)
     library = PromptLibrary(config, TokenMeter(tokenizer))
-    encoder = TextEncoder.load(EncoderSettings(max_length=512))
+    encoder = TextEncoder.load(EncoderSettings(max_length=512), backend="transformers")  # trains
     examples = world_training_set(world, default_library()).examples  # type: ignore[arg-type]
     rows = np.linspace(0, examples.num_rows - 1, 64).astype(np.int64)  # spread over time
     sample = examples.take(rows).to_pydict()

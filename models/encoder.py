@@ -1,6 +1,17 @@
 """The text encoder of the dual encoder: prompts in, L2-normalised embeddings out.
 
-Loads any Hugging Face model directory offline (``local_files_only``; nothing is downloaded).
+Loads a Hugging Face model directory offline (nothing is downloaded), on one of two paths:
+
+- **native** (BERT encoders with a ``tokenizer.json``, such as the bundled all-MiniLM-L6-v2
+  and the checkpoints ``feedline train dual-encoder`` writes): ``models.bert.BertEncoder`` and
+  ``models.encoder_tokenizer.EncoderTokenizer``, on torch, ``safetensors`` and ``tokenizers``
+  alone. ``import transformers`` takes 20+ seconds on a loaded 2-core machine, most of an
+  embedding worker's or the query service's restart, for a forward pass of a few dozen lines;
+  the native path computes the same embeddings (``tests/unit/models/test_bert.py``).
+- **transformers** (everything else: decoder LLMs, other architectures, slow-only tokenizers,
+  and training, which needs dropout and ``save_pretrained``): ``AutoModel`` and
+  ``AutoTokenizer``, imported only on this path.
+
 Encoder models (BERT-like) use mean pooling over the attention mask; decoder LLMs use the
 last non-padding token. Forward passes are grouped into token-budget micro-batches.
 
@@ -18,21 +29,26 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeAlias
 
 import numpy as np
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
 
+from models.bert import BertEncoder
+from models.bert_config import BertConfig, UnsupportedModelError
+from models.encoder_tokenizer import EncoderTokenizer
 from models.errors import ModelLoadError
 from models.settings import EncoderSettings, Pooling
 from models.special_tokens import add_percentile_tokens, resize_for_new_tokens
 from processors.batching import token_budget_batches
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+Backend = Literal["auto", "native", "transformers"]
+"""``auto``: native when the directory is a supported BERT encoder, else transformers."""
+EncoderModel: TypeAlias = "PreTrainedModel | BertEncoder"
+EncoderTokenizerLike: TypeAlias = "PreTrainedTokenizerBase | EncoderTokenizer"
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +69,8 @@ class TextEncoder:
 
     def __init__(
         self,
-        model: PreTrainedModel,
-        tokenizer: PreTrainedTokenizerBase,
+        model: EncoderModel,
+        tokenizer: EncoderTokenizerLike,
         settings: EncoderSettings,
         pooling: Pooling,
         model_version: str,
@@ -71,26 +87,35 @@ class TextEncoder:
         """Prompt tokens run through the model since load (after truncation, before padding)."""
 
     @classmethod
-    def load(cls, settings: EncoderSettings) -> TextEncoder:
-        """Load the configured model directory; raises ``ModelLoadError`` with the reason."""
+    def load(cls, settings: EncoderSettings, backend: Backend = "auto") -> TextEncoder:
+        """Load the configured model directory; raises ``ModelLoadError`` with the reason.
+
+        ``backend="transformers"`` gives a transformers ``PreTrainedModel`` and tokenizer (what
+        training needs); ``"native"`` raises ``UnsupportedModelError`` rather than fall back.
+        """
         path = settings.model_path or default_model_path()
         if not (path / "config.json").exists():
             raise ModelLoadError(f"{path} is not a Hugging Face model directory (no config.json)")
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
-        is_decoder = bool(getattr(config, "is_decoder", False)) or _is_causal_lm(config)
-        pooling: Pooling = settings.pooling
-        if pooling == "auto":
-            pooling = "last_token" if is_decoder else "mean"
-        tokenizer, new_tokens = load_tokenizer(settings)
-        model = AutoModel.from_pretrained(path, local_files_only=True)
-        resize_for_new_tokens(model, tokenizer, new_tokens)
-        model = model.to(_device(settings))
-        model.eval()
-        version = encoder_version(path, new_tokens)
-        log.info("loaded encoder %s (%s pooling, dim %d)", version, pooling, config.hidden_size)
-        return cls(model, tokenizer, settings, pooling, version)
+        loaded = _load(path, settings, backend)
+        resize_for_new_tokens(loaded.model, loaded.tokenizer, loaded.new_tokens)
+        module: torch.nn.Module = loaded.model
+        module.to(_device(settings)).eval()
+        version = encoder_version(path, loaded.new_tokens)
+        log.info(
+            "loaded encoder %s (%s, %s pooling, dim %d)",
+            version,
+            type(module).__name__,
+            loaded.pooling,
+            loaded.model.config.hidden_size,
+        )
+        return cls(loaded.model, loaded.tokenizer, settings, loaded.pooling, version)
+
+    @property
+    def backend(self) -> Literal["native", "transformers"]:
+        """Which path loaded the model (see the module docstring)."""
+        return "native" if isinstance(self.model, BertEncoder) else "transformers"
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text after truncation to ``max_length``."""
@@ -119,17 +144,65 @@ class TextEncoder:
         return [len(ids) for ids in encoded]
 
     def _forward(self, texts: list[str]) -> np.ndarray:
-        inputs = self.tokenizer(
+        batch = self.tokenizer(
             texts,
             padding=True,
             truncation=True,
             max_length=self.settings.max_length,
             return_tensors="pt",
-        ).to(self.device)
+        )
+        inputs = {name: tensor.to(self.device) for name, tensor in batch.items()}
         hidden = self.model(**inputs).last_hidden_state  # (B, T, D)
         mask = inputs["attention_mask"]  # (B, T)
         pooled = pool(hidden, mask, self.pooling)  # (B, D)
         return torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
+
+
+class _Loaded(NamedTuple):
+    """A model directory as one path loaded it, before resizing and moving to the device."""
+
+    model: EncoderModel
+    tokenizer: EncoderTokenizerLike
+    new_tokens: list[str]
+    """Percentile wrappers the tokenizer did not have (the embedding matrix grows by these)."""
+    pooling: Pooling
+
+
+def _load(path: Path, settings: EncoderSettings, backend: Backend) -> _Loaded:
+    """The native path when ``backend`` allows and ``path`` supports it, else transformers."""
+    if backend != "transformers":
+        try:
+            return _load_native(path, settings)
+        except UnsupportedModelError as error:
+            if backend == "native":
+                raise
+            log.info("%s; loading it with transformers", error)
+    return _load_transformers(path, settings)
+
+
+def _load_native(path: Path, settings: EncoderSettings) -> _Loaded:
+    """``BertEncoder`` and ``EncoderTokenizer``; ``UnsupportedModelError`` if ``path`` is not a
+    BERT encoder they reproduce exactly."""
+    config = BertConfig.from_model_dir(path)
+    tokenizer = EncoderTokenizer.from_model_dir(path)
+    model = BertEncoder.from_model_dir(path, config)
+    new_tokens = add_percentile_tokens(tokenizer) if settings.percentile_tokens else []
+    pooling: Pooling = "mean" if settings.pooling == "auto" else settings.pooling
+    return _Loaded(model, tokenizer, new_tokens, pooling)
+
+
+def _load_transformers(path: Path, settings: EncoderSettings) -> _Loaded:
+    """transformers' ``AutoModel`` and ``AutoTokenizer`` (imported here: they take seconds)."""
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    is_decoder = bool(getattr(config, "is_decoder", False)) or _is_causal_lm(config)
+    pooling: Pooling = settings.pooling
+    if pooling == "auto":
+        pooling = "last_token" if is_decoder else "mean"
+    tokenizer, new_tokens = load_tokenizer(settings)
+    model = AutoModel.from_pretrained(path, local_files_only=True)
+    return _Loaded(model, tokenizer, new_tokens, pooling)
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
@@ -172,6 +245,8 @@ def load_tokenizer(settings: EncoderSettings) -> tuple[PreTrainedTokenizerBase, 
     """The model's tokenizer (offline) with a pad token and, when ``percentile_tokens`` is on,
     the percentile wrappers; returns it and the wrappers it did not have yet. The prompt
     processor measures token budgets with the same tokenizer the encoder uses."""
+    from transformers import AutoTokenizer
+
     path = settings.model_path or default_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token is None:

@@ -26,7 +26,10 @@ from processors.percentiles import wrapper_tokens
 from processors.token_budget import Tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
-SPECIAL_TOKENS_FILE = "special_tokens_map.json"
+SETTINGS_FILES = ("tokenizer_config.json", "special_tokens_map.json")
+SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
+                       "cls_token", "mask_token", "additional_special_tokens")  # fmt: skip
+"""transformers' ``SPECIAL_TOKENS_ATTRIBUTES`` order."""
 
 
 class PromptTokenizer:
@@ -56,7 +59,7 @@ class PromptTokenizer:
 
     @property
     def all_special_tokens(self) -> list[str]:
-        """The special tokens of the model's ``special_tokens_map.json``, in its order."""
+        """The model's special tokens, as transformers lists them."""
         return list(self._special)
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
@@ -91,16 +94,27 @@ def load_prompt_tokenizer(settings: EncoderSettings) -> Tokenizer:
 
 
 def _special_tokens(path: Path) -> list[str]:
-    file = path / SPECIAL_TOKENS_FILE
-    if not file.exists():
-        return []
+    """The special tokens transformers lists in ``all_special_tokens``, in its order, from
+    ``tokenizer_config.json`` or ``special_tokens_map.json`` (transformers 5 writes only the
+    first into the checkpoints it saves)."""
+    settings = tokenizer_settings(path)
     tokens: list[str] = []
-    for value in json.loads(file.read_text()).values():
+    for name in SPECIAL_TOKEN_NAMES:
+        value = settings.get(name)
         for entry in value if isinstance(value, list) else [value]:
-            token = entry["content"] if isinstance(entry, dict) else str(entry)
-            if token not in tokens:
-                tokens.append(token)
+            token = entry.get("content") if isinstance(entry, dict) else entry
+            if token and str(token) not in tokens:
+                tokens.append(str(token))
     return tokens
+
+
+def tokenizer_settings(path: Path) -> dict[str, Any]:
+    """``tokenizer_config.json`` over ``special_tokens_map.json`` (either may be absent)."""
+    settings: dict[str, Any] = {}
+    for name in reversed(SETTINGS_FILES):
+        if (path / name).exists():
+            settings.update(json.loads((path / name).read_text()))
+    return settings
 
 
 def _default_model_path() -> Path:

@@ -70,7 +70,8 @@ def train_dual_encoder(
     log.info("dual-encoder training with %s", settings.model_dump_json())
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    trainer = _Trainer(TextEncoder.load(_encoder_settings(settings)), settings)
+    encoder = TextEncoder.load(_encoder_settings(settings), backend="transformers")
+    trainer = _Trainer(encoder, settings)
     started = time.perf_counter()
     for epoch in range(settings.epochs):
         trainer.epoch(epoch_examples(examples, epoch, rng), rng, on_step)
@@ -96,8 +97,13 @@ class _Trainer:
     def __init__(self, encoder: TextEncoder, settings: DualTrainSettings) -> None:
         self.settings = settings
         self.encoder = encoder
-        self.model: PreTrainedModel = encoder.model
-        self.tokenizer: PreTrainedTokenizerBase = encoder.tokenizer
+        model, tokenizer = encoder.model, encoder.tokenizer
+        if not isinstance(model, PreTrainedModel) or not isinstance(
+            tokenizer, PreTrainedTokenizerBase
+        ):
+            raise TypeError("training needs TextEncoder.load(..., backend='transformers')")
+        self.model: PreTrainedModel = model
+        self.tokenizer: PreTrainedTokenizerBase = tokenizer
         self.device = encoder.device
         self.autocast = settings.bf16 and self.device.type == "cuda"
         self.temperature = Temperature(settings.temperature, settings.learn_temperature)

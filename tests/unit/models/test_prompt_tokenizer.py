@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from feedline.world import WorldConfig, generate_world
 from feedline.world_prompts import member_inputs, post_inputs
+from models.encoder import default_model_path
 from models.prompt_tokenizer import PromptTokenizer, load_prompt_tokenizer
 from models.settings import EncoderSettings
 from processors.prompts import PromptConfig, PromptLibrary
@@ -67,3 +70,16 @@ def test_renders_the_same_prompts(prompt_tokenizer: Any, meter: TokenMeter) -> N
         assert ours.render_post(post, percentiles) == theirs.render_post(post, percentiles)
     for profile, history in member_inputs(world, theirs).values():
         assert ours.render_member(profile, history) == theirs.render_member(profile, history)
+
+
+def test_special_tokens_of_a_checkpoint_without_special_tokens_map(tmp_path: Path) -> None:
+    """transformers 5 saves only tokenizer_config.json: the same special tokens still."""
+    from transformers import AutoTokenizer
+
+    source = EncoderSettings().model_path or default_model_path()
+    for name in ("tokenizer.json", "tokenizer_config.json", "config.json", "vocab.txt"):
+        shutil.copy(source / name, tmp_path / name)
+    ours = PromptTokenizer.from_model_dir(tmp_path, percentile_tokens=True)
+    theirs = AutoTokenizer.from_pretrained(tmp_path, local_files_only=True)
+    assert ours.all_special_tokens == theirs.all_special_tokens
+    assert "[SEP]" in ours.all_special_tokens

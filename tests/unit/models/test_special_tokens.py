@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from models import EncoderSettings, TextEncoder, default_model_path
 from models.encoder import load_tokenizer
@@ -23,13 +23,16 @@ from processors.token_budget import TokenMeter
 BASE_VOCAB = 30_522  # all-MiniLM-L6-v2
 
 
-@pytest.fixture(scope="module")
-def encoder() -> Iterator[TextEncoder]:
-    yield TextEncoder.load(EncoderSettings(device="cpu"))
+@pytest.fixture(scope="module", params=["native", "transformers"])
+def encoder(request: pytest.FixtureRequest) -> Iterator[TextEncoder]:
+    """The bundled model with the wrappers, on each of ``TextEncoder``'s two paths."""
+    yield TextEncoder.load(EncoderSettings(device="cpu"), backend=request.param)
 
 
 def embedding_rows(encoder: TextEncoder) -> torch.Tensor:
-    return encoder.model.get_input_embeddings().weight.detach()  # (V, D)
+    embeddings = encoder.model.get_input_embeddings()
+    assert isinstance(embeddings, torch.nn.Embedding)
+    return embeddings.weight.detach()  # (V, D)
 
 
 # --- tokenizer -------------------------------------------------------------------------------
@@ -123,12 +126,14 @@ def test_no_new_tokens_means_no_resize(encoder: TextEncoder) -> None:
     assert torch.equal(embedding_rows(encoder), before)
 
 
-def test_a_model_dir_that_has_the_tokens_is_not_resized(
-    encoder: TextEncoder, tmp_path: Path
-) -> None:
-    encoder.model.save_pretrained(tmp_path)
+def test_a_model_dir_that_has_the_tokens_is_not_resized(tmp_path: Path) -> None:
+    encoder = TextEncoder.load(EncoderSettings(device="cpu"), backend="transformers")
+    assert isinstance(encoder.model, PreTrainedModel)
+    assert isinstance(encoder.tokenizer, PreTrainedTokenizerBase)
+    encoder.model.save_pretrained(tmp_path)  # as training saves its checkpoints
     encoder.tokenizer.save_pretrained(tmp_path)
     reloaded = TextEncoder.load(EncoderSettings(model_path=tmp_path, device="cpu"))
+    assert reloaded.backend == "native"
     assert not reloaded.model_version.endswith("+pct")
     assert len(reloaded.tokenizer) == len(encoder.tokenizer)
     assert torch.equal(embedding_rows(reloaded), embedding_rows(encoder))
