@@ -9,13 +9,15 @@ processed (the service: to ready), on a real local broker.
   and started again ("restart"). A post published while it is down marks the first record:
   the time is the timestamp of its prompt on ``prompts.posts`` minus the spawn time.
 - **embedding worker**: killed, a post published meanwhile (the prompt processor renders its
-  prompt), restarted; the time runs to that post's embedding on ``embeddings.posts``.
+  prompt), restarted; the time runs to that post's embedding on ``embeddings.posts``, with
+  static group membership beside dynamic.
 - **query service**, per index size: ``embeddings.posts`` filled likewise, the service started
   and allowed one snapshot, killed, restarted; the time runs to ``/readyz`` answering 200.
 
 Workers run with static group membership (``FEEDLINE_*_INSTANCE_ID``), as deployments should
 (a StatefulSet's pod name): a restarted member takes its partitions back without waiting for
-the killed one's session to time out. ``--dynamic`` measures without it, as the baseline.
+the killed one's session to time out; the embedding worker is measured without it too, as
+its baseline (``--dynamic`` runs every role without it).
 
 Usage::
 
@@ -186,13 +188,17 @@ def prompts_restart(bench: Bench, store: str, size: int) -> dict[str, float]:
     return times
 
 
-def embed_restart(bench: Bench) -> float:
-    """Restart (after kill -9) of an embedding worker, the prompt processor running."""
-    kafka = bench.kafka("embed")
+def embed_restart(bench: Bench, static: bool) -> float:
+    """Restart (after kill -9) of an embedding worker, the prompt processor running, with
+    static group membership or without (then the restarted member waits for the group to
+    time the killed one out)."""
+    kafka = bench.kafka(f"embed{'static' if static else 'dynamic'}")
     prompts_tail = TopicTail(kafka, kafka.topic(PROMPTS_POSTS.name))
     tail = TopicTail(kafka, kafka.topic(EMBEDDINGS_POSTS.name))
     prompts = bench.role(kafka, "prompts-1", ["worker", "prompts"])
     embed = bench.role(kafka, "embed-1", ["worker", "embed"])
+    if not static:
+        embed.env.pop("FEEDLINE_EMBED_INSTANCE_ID", None)
     with running(prompts), running(embed):
         prompts.start()
         publish_post(kafka, "first")
@@ -271,8 +277,9 @@ def main() -> None:
                     emit(BENCH, {**config, "phase": phase}, "time_to_first_record_s",
                          rocksdb[phase], "s", "memory store", memory[phase])  # fmt: skip
         if "embed" in roles:
-            emit(BENCH, {"role": "embed", "membership": membership}, "time_to_first_record_s",
-                 embed_restart(bench), "s")  # fmt: skip
+            static, dynamic = embed_restart(bench, True), embed_restart(bench, False)
+            emit(BENCH, {"role": "embed", "membership": "static"}, "time_to_first_record_s",
+                 static, "s", "dynamic membership", dynamic)  # fmt: skip
         if "serve" in roles:
             for size in map(int, args.serve_sizes.split(",")):
                 times = serve_restart(bench, size)

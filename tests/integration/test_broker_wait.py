@@ -1,21 +1,26 @@
-"""A role started before its broker waits for it, then processes; after a kill -9 it restarts
-on its local RocksDB table state (a private broker: this test stops it)."""
+"""Broker faults, each on a private broker: a role started before its broker waits for it,
+then processes, and after a kill -9 restarts on its local RocksDB table state; long-lived
+clients ride out a SIGKILL of the broker."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from feedline.processes import RoleProcess
+from processors.engagement_history import MemberHistories
 from schemas import PromptRequest
+from streams.history_feed import HistoryFeed
 from streams.local_broker import LocalKafka
 from streams.producer import EventProducer
 from streams.settings import KafkaSettings
 from streams.topics import PROMPTS_POSTS, ensure_topics
-from tests.integration.events import post
+from tests.integration.events import engagement, post
 from tests.integration.kafka_tools import read_topic, wait_until
 
 pytestmark = pytest.mark.integration
@@ -80,3 +85,41 @@ def test_a_worker_started_before_the_broker_waits_then_processes_and_restarts_on
         assert "bw.feedline-prompts-posts-changelog" in identity
     finally:
         worker.stop()
+
+
+async def test_the_history_feed_and_a_producer_recover_from_a_broker_kill(tmp_path: Path) -> None:
+    """Long-lived clients of the service ride out a SIGKILL of the broker and its restart
+    on its data: no process restart, the next record arrives."""
+    broker = LocalKafka(tmp_path / "kafka")
+    kafka = KafkaSettings(bootstrap_servers=broker.start(), topic_prefix="hf.")
+    ensure_topics(kafka)
+    histories = MemberHistories()
+    try:
+        with EventProducer(kafka) as producer:
+            async with HistoryFeed(kafka, histories) as feed:
+                follower = asyncio.create_task(feed.run())
+                producer.publish(engagement("m1", "p1"))
+                producer.flush()
+                await async_wait(lambda: len(histories.get("m1")) == 1, 60, "the first record")
+
+                broker.kill()
+                producer.publish(engagement("m1", "p2"))  # queued while the broker is down
+                await asyncio.sleep(3)
+                await asyncio.to_thread(broker.start)
+                producer.publish(engagement("m1", "p3"))
+                producer.flush()
+                await async_wait(lambda: len(histories.get("m1")) == 3, 90,
+                                 "the records sent around the restart")  # fmt: skip
+                assert not follower.done()
+                follower.cancel()
+        assert [e.post_id for e in histories.get("m1")] == ["p1", "p2", "p3"]
+    finally:
+        broker.stop()
+
+
+async def async_wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        await asyncio.sleep(0.2)
