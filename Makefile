@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration soak bench bench-workers bench-restart bench-lag bench-index-1m bench-gpu bench-dual lock schemas clean promtool
+.PHONY: setup demo test check unit integration soak bench bench-workers bench-restart bench-store bench-lag bench-index-1m bench-gpu bench-dual lock schemas clean promtool
 
 setup: $(STAMP) promtool  ## create .venv with the locked dependencies and feedline installed (editable)
 
@@ -56,6 +56,9 @@ bench-workers: setup  ## prompt and embedding worker throughput beside their pre
 
 bench-restart: setup  ## restart-to-first-record per role after kill -9, RocksDB beside the memory store (about 60 minutes with 1M posts)
 	$(BIN)/python -m bench.restart_time
+
+bench-store: setup  ## prompt-processor throughput on the RocksDB store beside the memory store (about 4 minutes)
+	$(BIN)/python -m bench.prompt_store
 
 bench-lag: setup  ## the lag exporter's series after broker restarts, beside the pre-issue-13 reader (about 5 minutes)
 	$(BIN)/python -m bench.lag_recovery
