@@ -43,3 +43,12 @@ def test_state_of_unknown_origin_is_reset(tmp_path: Path) -> None:
     db = state(tmp_path)  # e.g. written by a version that recorded no identity
     assert keep_or_reset(tmp_path, IDENTITY) is False
     assert not db.exists()
+
+
+def test_a_corrupt_identity_file_resets_the_state(tmp_path: Path) -> None:
+    db = state(tmp_path)
+    for garbage in ("{not json", '["a", "list"]', ""):
+        (tmp_path / IDENTITY_FILE).write_text(garbage)
+        db = db if db.exists() else state(tmp_path)
+        assert keep_or_reset(tmp_path, IDENTITY) is False
+        assert not db.exists()
