@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from processors.percentiles import DEFAULT_K, FEATURES, render_percentile, wrapper_tokens
 from processors.text import clean_text
-from processors.token_budget import TokenMeter
+from processors.token_budget import MEMO_CHARS, MEMO_ENTRIES, TokenMeter
 from schemas import MemberProfile, PostCreated
 
 TEMPLATE_VERSION = 2
@@ -106,6 +106,9 @@ class PromptLibrary:
         recent = engaged[len(engaged) - shown :] if shown else []
         parts = _MemberParts.of(profile, recent, self.user_text)
         parts.keep_newest_history(self._budget, self.meter)
+        rendered = parts.render()
+        if self.meter.count(rendered) <= self._budget:
+            return rendered  # the common case: one count of the whole prompt
         for shrink in (parts.drop_education, parts.drop_skill, parts.drop_position):
             while self.meter.count(parts.render()) > self._budget and shrink():
                 pass
@@ -217,8 +220,20 @@ class UserText:
     def __init__(self, reserved: Iterable[str]) -> None:
         alternatives = sorted(set(reserved), key=len, reverse=True)
         self._reserved = re.compile("|".join(re.escape(token) for token in alternatives))
+        self._memo: dict[tuple[str, int], str] = {}
 
     def __call__(self, value: str | None, max_chars: int = MAX_LABEL_CHARS) -> str:
+        if not value or len(value) > MEMO_CHARS:
+            return self._clean(value, max_chars)
+        key = (value, max_chars)
+        known = self._memo.get(key)
+        if known is None:
+            if len(self._memo) >= MEMO_ENTRIES:
+                self._memo.clear()  # bounded; member histories repeat the same summaries
+            known = self._memo[key] = self._clean(value, max_chars)
+        return known
+
+    def _clean(self, value: str | None, max_chars: int) -> str:
         text = clean_text(value or "", max_chars)
         while (stripped := clean_text(self._reserved.sub("", text), max_chars)) != text:
             text = stripped

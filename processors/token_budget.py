@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 ELLIPSIS = "…"
+MEMO_CHARS = 400
+"""Fragments up to this long have their counts remembered (history items, headers)."""
+MEMO_ENTRIES = 200_000
 
 
 class Tokenizer(Protocol):
@@ -32,11 +35,22 @@ class TokenMeter:
         """Tokens the tokenizer adds around a whole prompt ([CLS] … [SEP] for BERT)."""
         self.reserved = tuple(tokenizer.all_special_tokens)
         """Strings the tokenizer turns into its special tokens wherever they appear in text."""
+        self._memo: dict[str, int] = {}
 
     def count(self, text: str) -> int:
         """Tokens of ``text`` without the special tokens around a prompt."""
         if not text:
             return 0
+        if len(text) > MEMO_CHARS:
+            return self._count(text)
+        known = self._memo.get(text)
+        if known is None:
+            if len(self._memo) >= MEMO_ENTRIES:
+                self._memo.clear()  # bounded; member histories repeat the same few items
+            known = self._memo[text] = self._count(text)
+        return known
+
+    def _count(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def cut(self, text: str, max_tokens: int) -> str:

@@ -42,6 +42,9 @@ class PromptWorkerSettings(BaseSettings):
     log_level: str = "WARNING"
     token_budget: int = Field(256, ge=64, description="tokens per prompt, special tokens included")
     history_in_prompt: int = Field(50, ge=0, description="engaged posts listed in a member prompt")
+    summary_chars: int = Field(
+        160, ge=20, le=2_000, description="characters of each engaged post in a member prompt"
+    )
     history_kept: int = Field(1_000, ge=1, description="positive engagements kept per member")
     negatives_kept: int = Field(200, ge=0, description="hard-negative impressions kept per member")
     positive_actions: frozenset[Action] = POSITIVE_ACTIONS
@@ -76,6 +79,7 @@ class PromptWorkerSettings(BaseSettings):
         return PromptConfig(
             token_budget=self.token_budget,
             history_in_prompt=self.history_in_prompt,
+            summary_chars=self.summary_chars,
             sketch_k=self.sketch_k,
         )
 
