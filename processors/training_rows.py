@@ -65,6 +65,8 @@ class BuildSpec(NamedTuple):
     numbers: NumberFormat = "percentile"
     max_hard_negatives: int = 4
     prompt_versions: dict[str, str] = {}  # noqa: RUF012 (never mutated; a NamedTuple default)
+    positive_actions: frozenset[str] = POSITIVE_ACTIONS
+    """What counts as a positive: the platform's default; a click on news (MIND)."""
 
 
 def split_time(ts_ms: Iterable[int], holdout_fraction: float) -> int:
@@ -86,7 +88,9 @@ def split_time(ts_ms: Iterable[int], holdout_fraction: float) -> int:
 class _Log:
     """What the tables need from the engagements, in one pass."""
 
-    def __init__(self, rows: Iterable[EngagementRow], split_ms: int) -> None:
+    def __init__(
+        self, rows: Iterable[EngagementRow], split_ms: int, positive_actions: frozenset[str]
+    ) -> None:
         self.first_positive: dict[tuple[str, str], int] = {}
         self.positives: dict[str, set[str]] = defaultdict(set)
         self.train_impressions: dict[str, list[tuple[int, str]]] = defaultdict(list)
@@ -103,7 +107,7 @@ class _Log:
                     self.seen_before[member][post] = None
             elif ts < split_ms:
                 self.popularity[post] += 1
-            if action in POSITIVE_ACTIONS and (member, post) not in self.first_positive:
+            if action in positive_actions and (member, post) not in self.first_positive:
                 self.first_positive[member, post] = ts
                 self.positives[member].add(post)
 
@@ -120,7 +124,7 @@ def assemble_training_set(
     Examples, eval rows and posts whose prompt is unknown (None) are left out and counted in
     the manifest (``examples_skipped``, ``eval_skipped``, ``posts_without_prompt``).
     """
-    log, skipped = _Log(engagements, spec.split_ms), Counter[str]()
+    log, skipped = _Log(engagements, spec.split_ms, spec.positive_actions), Counter[str]()
     posts_table = _posts(posts, log, post_prompt, spec.split_ms, skipped)
     known = set(posts_table.column("post_id").to_pylist())
     tables = {
@@ -140,7 +144,8 @@ def assemble_training_set(
     }
     counts = {name: table.num_rows for name, table in tables.items()}
     counts |= {"engagements": log.rows} | {key: skipped[key] for key in sorted(skipped)}
-    manifest = TrainingManifest(**spec._asdict(), counts=counts)
+    choices = {k: v for k, v in spec._asdict().items() if k != "positive_actions"}
+    manifest = TrainingManifest(**choices, counts=counts)
     return TrainingSet(**tables, manifest=manifest)
 
 

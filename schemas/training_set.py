@@ -24,6 +24,13 @@ with action like, comment, share or long_dwell.
     ``relevant_post_ids`` those posts, ``seen_before_split`` posts impressed before the
     split except relevant ones (a post shown just before the split and liked after it is a
     target, not a post to exclude from retrieval).
+  - ``heldout.parquet`` (`HELDOUT_SCHEMA`), leave-one-out sets only (``manifest.split``):
+    per member a ``valid`` row (target: the second-to-last interaction) and a ``test`` row
+    (the last), each with ``member_prompt`` and ``history_post_ids`` of everything before
+    the target, oldest first, and the source's ``negative_post_ids`` for the 99-negatives
+    protocol (empty when the source has none). In such a set ``eval.parquet`` holds the
+    test rows, ``examples`` only interactions before each member's validation target, and
+    ``split_ms`` is the last training interaction's time + 1 (informational).
   - ``manifest.json`` (`TrainingManifest`), written last: a directory without one is
     incomplete. ``counts`` holds every table's rows; reading checks them, so tables of two
     different writes are never mixed.
@@ -84,6 +91,10 @@ POSITIVES_SCHEMA = pa.schema([_s("member_id"), _s("post_id"), _i("first_ts_ms")]
 EVAL_SCHEMA = pa.schema(
     [_s("member_id"), _s("member_prompt"), _ids("relevant_post_ids"), _ids("seen_before_split")]
 )
+HELDOUT_SCHEMA = pa.schema(
+    [_s("member_id"), _s("stage"), _s("member_prompt"), _ids("history_post_ids"),
+     _s("target_post_id"), _ids("negative_post_ids")]
+)  # fmt: skip
 TABLES: dict[str, pa.Schema] = {
     "examples": EXAMPLES_SCHEMA,
     "posts": POSTS_SCHEMA,
@@ -92,6 +103,10 @@ TABLES: dict[str, pa.Schema] = {
     "eval": EVAL_SCHEMA,
 }
 """Table name → schema; each is stored as ``<name>.parquet``."""
+SPLIT_TABLES: dict[str, pa.Schema] = {"heldout": HELDOUT_SCHEMA}
+"""Tables of a leave-one-out set only (``manifest.split == "leave_one_out"``)."""
+SCHEMAS: dict[str, pa.Schema] = TABLES | SPLIT_TABLES
+Split = Literal["time", "leave_one_out"]
 
 
 class TrainingSetError(SchemaError):
@@ -104,6 +119,8 @@ class TrainingManifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     layout_version: Literal[1] = 1
+    split: Split = "time"
+    """``time``: one split time for everyone; ``leave_one_out``: per member (``heldout``)."""
     split_ms: int
     holdout_fraction: float = Field(ge=0.0, lt=1.0)
     source: str
@@ -129,6 +146,17 @@ class TrainingSet(NamedTuple):
     eval: pa.Table
     """`EVAL_SCHEMA`: eval-period targets per member."""
     manifest: TrainingManifest
+    heldout: pa.Table | None = None
+    """`HELDOUT_SCHEMA`, leave-one-out sets only: the validation and test targets."""
+
+    def table_names(self) -> tuple[str, ...]:
+        """The tables this set stores: `TABLES`, plus `SPLIT_TABLES` for leave-one-out."""
+        return _names(self.manifest)
+
+
+def _names(manifest: TrainingManifest) -> tuple[str, ...]:
+    extra = tuple(SPLIT_TABLES) if manifest.split == "leave_one_out" else ()
+    return (*TABLES, *extra)
 
 
 def write_training_set(directory: str | os.PathLike[str], training_set: TrainingSet) -> None:
@@ -142,7 +170,10 @@ def write_training_set(directory: str | os.PathLike[str], training_set: Training
             match the tables.
     """
     path = Path(directory)
-    tables = {name: conform(getattr(training_set, name), name) for name in TABLES}
+    names = training_set.table_names()
+    if training_set.manifest.split == "leave_one_out" and training_set.heldout is None:
+        raise TrainingSetError("a leave-one-out training set needs its heldout table")
+    tables = {name: conform(getattr(training_set, name), name) for name in names}
     _check_counts(training_set.manifest, tables, str(path))
     path.mkdir(parents=True, exist_ok=True)
     (path / MANIFEST_FILE).unlink(missing_ok=True)
@@ -161,7 +192,9 @@ def read_training_set(directory: str | os.PathLike[str]) -> TrainingSet:
     """
     path = Path(directory)
     manifest = _read_manifest(path)
-    tables = {name: conform(_read_table(path / f"{name}.parquet"), name) for name in TABLES}
+    tables = {
+        name: conform(_read_table(path / f"{name}.parquet"), name) for name in _names(manifest)
+    }
     _check_counts(manifest, tables, str(path))
     return TrainingSet(**tables, manifest=manifest)
 
@@ -169,7 +202,7 @@ def read_training_set(directory: str | os.PathLike[str]) -> TrainingSet:
 def conform(table: pa.Table, name: str) -> pa.Table:
     """``table`` cast to the schema of table ``name`` (extra columns dropped), or an error
     naming every missing or mistyped column, or the columns holding nulls."""
-    schema = TABLES[name]
+    schema = SCHEMAS[name]
     missing = [f.name for f in schema if f.name not in table.column_names]
     wrong = [
         f"{f.name}: expected {f.type}, got {table.schema.field(f.name).type}"

@@ -265,3 +265,48 @@ def test_write_refuses_inconsistent_input(tmp_path: Path) -> None:
     with pytest.raises(TrainingSetError, match="manifest counts differ"):
         write_training_set(tmp_path, training_set._replace(seen=training_set.seen.slice(0, 1)))
     assert not (tmp_path / MANIFEST_FILE).exists()
+
+
+def _loo_set() -> TrainingSet:
+    from processors.loo_rows import LooSpec, Step, assemble_leave_one_out
+    from processors.training_rows import PostInfo
+
+    steps = {
+        "m1": [Step(f"p{i}", i) for i in range(4)],
+        "m2": [Step(f"p{i}", i) for i in (3, 2, 1)],
+    }
+    posts = [PostInfo(f"p{i}", None, None) for i in range(4)]
+    return assemble_leave_one_out(
+        steps,
+        posts,
+        {p.post_id: f"post {p.post_id}" for p in posts},
+        lambda member, history: " ".join(history) or None,
+        LooSpec("toy"),
+    )
+
+
+def test_a_leave_one_out_set_round_trips_with_its_heldout_table(tmp_path: Path) -> None:
+    loo = _loo_set()
+    write_training_set(tmp_path, loo)
+    assert (tmp_path / "heldout.parquet").is_file()
+    read = read_training_set(tmp_path)
+    assert read.manifest.split == "leave_one_out" and read.heldout is not None
+    assert loo.heldout is not None
+    assert read.heldout.to_pylist() == loo.heldout.to_pylist()
+    assert read.table_names() == (*TABLES, "heldout")
+
+
+def test_a_leave_one_out_set_without_its_heldout_table_is_refused(tmp_path: Path) -> None:
+    loo = _loo_set()
+    with pytest.raises(TrainingSetError, match="heldout"):
+        write_training_set(tmp_path, loo._replace(heldout=None))
+    write_training_set(tmp_path, loo)
+    (tmp_path / "heldout.parquet").unlink()
+    with pytest.raises(TrainingSetError, match=r"heldout\.parquet"):
+        read_training_set(tmp_path)
+
+
+def test_a_time_split_set_has_no_heldout_table(tmp_path: Path) -> None:
+    write_training_set(tmp_path, built())
+    assert not (tmp_path / "heldout.parquet").exists()
+    assert read_training_set(tmp_path).heldout is None
