@@ -21,8 +21,10 @@ from feedline.dual_cli import eval_app, train_dual_encoder_command, world_traini
 from feedline.dual_export_cli import export_training_set_command
 from feedline.errors import FeedlineError
 from feedline.export_cli import export_app
+from feedline.import_cli import import_app
 from feedline.lag_cli import lag_app
 from feedline.logs import configure_logging, log_effective_config
+from feedline.loo_cli import eval_leave_one_out_command
 from feedline.snapshot_cli import snapshot_app
 from feedline.train_cli import train_app
 
@@ -46,11 +48,13 @@ for sub, name in (
     (train_app, "train"),
     (eval_app, "eval"),
     (lag_app, "lag"),
+    (import_app, "import"),
 ):
     app.add_typer(sub, name=name)
 train_app.command("dual-encoder")(train_dual_encoder_command)
 export_app.command("training-set")(export_training_set_command)
 world_app.command("training-set")(world_training_set_command)
+eval_app.command("leave-one-out")(eval_leave_one_out_command)
 
 log = logging.getLogger("feedline")
 LOG_LEVEL = os.environ.get("FEEDLINE_LOG_LEVEL", "INFO")
