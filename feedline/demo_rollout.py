@@ -45,7 +45,9 @@ def fine_tune_and_roll_out(
         f"training the dual encoder on {training_set.examples.num_rows} examples "
         f"({TRAIN_STEPS} steps)…"
     )
-    settings = DualTrainSettings(max_steps=TRAIN_STEPS, batch_size=8, warmup_steps=1)
+    settings = DualTrainSettings(
+        max_steps=TRAIN_STEPS, batch_size=8, warmup_steps=1, schedule="constant", progress=False
+    )
     sampler = example_sampler(training_set, hard_negatives=1, easy_negatives=1)
     trained = train_dual_encoder(sampler, settings, workdir / "dual")
     old_version = client.stats().model_version

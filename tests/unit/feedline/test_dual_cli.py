@@ -8,11 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
+import feedline.dual_validation
 from feedline.cli import app
+from feedline.dual_validation import Validation
 from models.dual.training_examples import example_sampler
-from models.encoder import TextEncoder
+from models.encoder import MODEL_CARD_FILE, TextEncoder
 from models.settings import EncoderSettings
 from schemas.training_set import TrainingSet, read_training_set
 
@@ -70,15 +73,70 @@ def test_eval_train_eval(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert 0.0 <= before[metric] <= 1.0  # type: ignore[operator]
     assert before["recall_at_50"] >= before["recall_at_10"]  # type: ignore[operator]
     monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_MAX_LENGTH", "64")
+    asked: list[tuple[int, int]] = []
+    scores = iter([0.5, 0.75, 0.25])  # the step-1 weights score best
+
+    def validation_for(training_set: TrainingSet, members: int, seed: int) -> Validation:
+        asked.append((members, seed))
+        return Validation("fake", lambda encoder: next(scores))
+
+    monkeypatch.setattr(feedline.dual_validation, "validation_for", validation_for)
     out = tmp_path / "dual"
     trained = _run(
         "train", "dual-encoder", "--data", str(data), "--out", str(out),
         "--max-steps", "2", "--batch-size", "4", "--hard-negatives", "2",
+        "--validate-every", "1", "--patience", "5", "--validation-members", "40",
+        "--seed", "3", "--schedule", "cosine", "--warmup-steps", "1",
+        "--learning-rate", "1e-4", "--freeze-layers", "2", "--max-minutes", "30",
+        "--no-progress",
     )  # fmt: skip
-    assert trained["steps"] == 2
+    assert asked == [(40, 3)]
+    assert trained["steps"] == 2 and trained["stopped_by"] == "max_steps"
+    assert trained["validation"] == [[0, 0.5], [1, 0.75], [2, 0.25]]
+    assert trained["best_step"] == trained["saved_step"] == 1 and trained["best_score"] == 0.75
+    assert trained["validation_name"] == "fake"
+    assert trained["s_per_step"] > 0 and trained["train_s"] > 0  # type: ignore[operator]
+    assert trained["torch_threads"] == torch.get_num_threads()
     assert trained["before"] == {k: before[k] for k in trained["before"]}  # type: ignore[union-attr]
     encoder = TextEncoder.load(EncoderSettings(model_path=out))
     assert encoder.model_version == trained["model_version"]
+    card = json.loads((out / MODEL_CARD_FILE).read_text())
+    given = {"max_length": 64, "seed": 3, "schedule": "cosine", "warmup_steps": 1,
+             "learning_rate": 1e-4, "freeze_layers": 2, "max_minutes": 30.0, "patience": 5,
+             "validate_every": 1, "validation_members": 40, "progress": False}  # fmt: skip
+    assert {k: card["settings"][k] for k in given} == given
     after = _run("eval", "retrieval", "--data", str(data), "--model", str(out))
     assert after["model_version"] == trained["model_version"]
     assert trained["after"] == {k: after[k] for k in trained["after"]}  # type: ignore[union-attr]
+
+
+def test_training_without_a_validation_split_saves_the_last_step(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feedline.dual_validation, "validation_for", lambda *a, **k: None)
+    trained = _run(
+        "train", "dual-encoder", "--data", str(data), "--out", str(tmp_path / "dual"),
+        "--max-steps", "1", "--batch-size", "2", "--max-length", "32", "--no-evaluate",
+        "--no-progress",
+    )  # fmt: skip
+    assert trained["steps"] == trained["saved_step"] == 1
+    assert trained["validation"] == [] and trained["best_step"] is None
+    assert "before" not in trained
+
+
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--schedule", "step", "'step' is not one of"),
+        ("--max-minutes", "0", "max_minutes"),  # typer allows 0; the settings refuse it
+        ("--patience", "-1", "'--patience'"),
+    ],
+)
+def test_invalid_training_options_are_refused(
+    flag: str, value: str, message: str, tmp_path: Path
+) -> None:
+    args = ["train", "dual-encoder", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, [*args, flag, value])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "o").exists()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,105 +18,7 @@ from models.dual.train_settings import DualTrainSettings
 from models.dual.trainer import DualTrainResult, train_dual_encoder
 from models.encoder import MODEL_CARD_FILE
 from tests.tiny_models import save_tiny_model
-
-TOPICS = [  # (member headline, the post they engaged with): related, rarely the same words
-    (
-        "Platform engineer running container clusters",
-        "Autoscaling Kubernetes nodes before the Monday traffic spike",
-    ),
-    (
-        "Home baker and food blogger",
-        "My sourdough starter finally doubled overnight: hydration notes",
-    ),
-    ("Marathon runner and running coach", "Negative splits: how I paced the last 10k of Berlin"),
-    (
-        "Tax accountant for small businesses",
-        "Quarterly VAT filing deadlines you cannot miss this year",
-    ),
-    ("Wildlife photographer", "Shooting herons at dawn with a 600mm lens and no tripod"),
-    (
-        "Data engineer building streaming pipelines",
-        "Cutting Kafka consumer lag in half with better partitioning",
-    ),
-    ("Pediatric nurse", "Calming anxious toddlers before a vaccination"),
-    (
-        "Structural engineer designing bridges",
-        "Why the cable-stayed span needed extra dampers against wind",
-    ),
-    ("Sommelier at a wine bar", "Pairing an oaky Chardonnay with roast chicken"),
-    ("High school chemistry teacher", "A safe classroom demo of exothermic reactions"),
-    ("Urban beekeeper", "Inspecting the hive for varroa mites in late summer"),
-    ("Patent attorney", "Drafting claims that survive an obviousness rejection"),
-    ("Game developer working in Unity", "Baking lightmaps without blowing the frame budget"),
-    ("Commercial airline pilot", "Crosswind landings in a gusty autumn storm"),
-    ("Supply chain manager at a retailer", "Safety stock formulas when lead times are volatile"),
-    ("Jazz pianist", "Voicing ii-V-I progressions with rootless chords"),
-    ("Cybersecurity analyst", "Triaging a phishing campaign that spoofed our CEO"),
-    ("Organic farmer", "Cover crops that fixed nitrogen in our clay soil"),
-    ("Frontend developer", "Shrinking our React bundle with route-based code splitting"),
-    ("Yoga instructor", "Sequencing hip openers for desk workers"),
-    ("Recruiter for engineering roles", "Writing job posts that senior engineers actually read"),
-    ("Climate scientist", "What the new ice core record says about past CO2"),
-    ("Restaurant owner", "Cutting food waste by redesigning our prep lists"),
-    ("Machine learning researcher", "Contrastive fine-tuning of dual encoders with hard negatives"),
-]
-SHOWN = [  # shown to everyone, engaged by no one: the hard negatives
-    "Thrilled to announce I have started a new position!",
-    "Our team offsite was amazing, thanks everyone",
-    "We are hiring interns for the summer cohort",
-    "Five leadership lessons I learned from my dog",
-    "Please congratulate our colleague on ten years with the company",
-    "Join our webinar next Tuesday on digital transformation",
-]
-UNSEEN = [  # the easy negatives
-    "Vintage stamp collection for sale",
-    "The best hiking trails in Patagonia",
-    "Knitting a cable sweater for winter",
-    "Restoring an old motorcycle engine",
-    "Birdwatching checklist for spring migration",
-    "How to fold a fitted sheet",
-]
-
-
-def post(text: str) -> str:
-    return f"post | format: text | <view_pct>71</view_pct>\ntext: {text}"
-
-
-def topic_examples() -> list[ContrastiveExample]:
-    return [
-        ContrastiveExample(
-            query=f"member\nheadline: {headline}",
-            positive=post(text),
-            hard_negatives=(post(SHOWN[i % 6]), post(SHOWN[(i + 1) % 6])),
-            easy_negatives=(post(UNSEEN[i % 6]),),
-        )
-        for i, (headline, text) in enumerate(TOPICS)
-    ]
-
-
-def recall_at_1(encoder: TextEncoder, examples: Sequence[ContrastiveExample]) -> float:
-    """Share of queries whose nearest positive (among all positives) is their own."""
-    queries = encoder.encode([e.query for e in examples])  # (N, D)
-    positives = encoder.encode([e.positive for e in examples])  # (N, D)
-    return float(((queries @ positives.T).argmax(axis=1) == np.arange(len(examples))).mean())
-
-
-def input_rows(encoder: TextEncoder) -> torch.Tensor:
-    embeddings = encoder.model.get_input_embeddings()
-    assert isinstance(embeddings, torch.nn.Embedding)
-    return embeddings.weight.detach()  # (V, D)
-
-
-def fast(**overrides: object) -> DualTrainSettings:
-    values: dict[str, object] = {
-        "batch_size": 8,
-        "learning_rate": 1e-4,
-        "warmup_steps": 0,
-        "max_length": 64,
-        "device": "cpu",
-    }
-    return DualTrainSettings(**{**values, **overrides})  # type: ignore[arg-type]
-
+from tests.unit.models.dual.dual_data import fast, input_rows, recall_at_1, topic_examples
 
 # --- MiniLM --------------------------------------------------------------------------------
 
@@ -134,6 +35,12 @@ def test_loss_decreases_over_epochs(minilm_run: DualTrainResult) -> None:
     assert minilm_run.steps == len(minilm_run.step_losses) == 4 * 3  # 24 queries, batch 8
     assert losses[-1] < losses[0] / 4
     assert minilm_run.examples_per_s > 0 and minilm_run.seconds > 0
+    assert minilm_run.stopped_by == "epochs"
+    assert minilm_run.planned_steps == 12 and minilm_run.warmup_steps == 0
+    assert minilm_run.seconds_per_step > 0
+    assert minilm_run.seconds_per_step * minilm_run.steps <= minilm_run.seconds
+    assert minilm_run.validation == [] and minilm_run.validation_seconds == 0.0
+    assert minilm_run.best_step is None and minilm_run.saved_step == 12
 
 
 def test_recall_improves_over_the_untrained_model(minilm_run: DualTrainResult) -> None:
@@ -168,6 +75,8 @@ def test_model_card_records_the_run(minilm_run: DualTrainResult) -> None:
     assert card["steps"] == 12
     assert card["settings"]["hard_negatives"] == 1
     assert card["settings"]["epochs"] == 4
+    assert card["stopped_by"] == "epochs" and card["saved_step"] == 12
+    assert card["validation"] is None and card["validation_history"] == []
 
 
 def test_percentile_token_rows_are_trained(tmp_path: Path) -> None:
@@ -277,6 +186,11 @@ def test_same_seed_same_model(tiny_llama: Path, tmp_path: Path) -> None:
 
 def test_defaults() -> None:
     settings = DualTrainSettings()
+    assert settings.schedule == "linear" and settings.warmup_steps is None
+    assert settings.max_minutes is None and settings.freeze_layers == 0
+    assert settings.validate_every == 50 and settings.patience == 3
+    assert settings.validation_members == 500
+    assert settings.progress
     assert settings.hard_negatives == 1 and settings.easy_negatives == 1
     assert settings.base_path() == default_model_path()
     assert settings.temperature == 0.05 and not settings.learn_temperature
@@ -299,6 +213,13 @@ def test_defaults() -> None:
         ("learning_rate", 0.0),
         ("pooling", "cls"),
         ("device", "tpu"),
+        ("schedule", "step"),
+        ("warmup_steps", -1),
+        ("max_minutes", 0),
+        ("validate_every", 0),
+        ("patience", -1),
+        ("validation_members", 0),
+        ("freeze_layers", -1),
     ],
 )
 def test_invalid_settings_are_refused(field: str, value: object) -> None:
@@ -315,7 +236,12 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_HARD_NEGATIVES", "2")
     monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_LEARN_TEMPERATURE", "true")
     monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_BASE_MODEL_PATH", str(tmp_path))
+    monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_SCHEDULE", "cosine")
+    monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_MAX_MINUTES", "2.5")
+    monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_PROGRESS", "false")
     settings = DualTrainSettings()
+    assert settings.schedule == "cosine" and settings.max_minutes == 2.5
+    assert not settings.progress
     assert settings.hard_negatives == 2
     assert settings.learn_temperature
     assert settings.base_path() == tmp_path
