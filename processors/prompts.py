@@ -51,6 +51,9 @@ class PromptConfig:
     history_in_prompt: int = 50
     """Most engaged posts a member prompt lists (before the token budget cuts more)."""
     summary_chars: int = 160
+    latest_line: bool = False
+    """Name the member's newest engaged post on its own line too (``latest: …``), which gives
+    it more weight under mean pooling; the history still lists it."""
     max_text_chars: int = 4_000
     """Characters of post text kept before token counting (bounds work on huge posts)."""
     features: tuple[str, ...] = FEATURES
@@ -61,7 +64,10 @@ class PromptConfig:
 
     def prompt_version(self, entity: str) -> str:
         """``post-v2-1a2b3c4d``: template version plus a hash of this config."""
-        payload = json.dumps({"template": TEMPLATE_VERSION, **asdict(self)}, sort_keys=True)
+        fields = asdict(self)
+        if not self.latest_line:
+            del fields["latest_line"]  # off: the versions of before the option existed
+        payload = json.dumps({"template": TEMPLATE_VERSION, **fields}, sort_keys=True)
         return f"{entity}-v{TEMPLATE_VERSION}-{hashlib.sha256(payload.encode()).hexdigest()[:8]}"
 
 
@@ -105,6 +111,7 @@ class PromptLibrary:
         shown = self.config.history_in_prompt
         recent = engaged[len(engaged) - shown :] if shown else []
         parts = _MemberParts.of(profile, recent, self.user_text)
+        parts.latest_line = self.config.latest_line
         parts.keep_newest_history(self._budget, self.meter)
         rendered = parts.render()
         if self.meter.count(rendered) <= self._budget:
@@ -126,6 +133,7 @@ class _MemberParts:
     skills: list[str]
     education: list[str]
     history: list[str]
+    latest_line: bool = False
 
     @classmethod
     def of(
@@ -155,6 +163,7 @@ class _MemberParts:
     def render(self) -> str:
         lines = [
             self.identity,
+            "latest: " + self.history[-1] if self.latest_line and self.history else "",
             "experience: " + "; ".join(self.positions) if self.positions else "",
             "skills: " + ", ".join(self.skills) if self.skills else "",
             "education: " + "; ".join(self.education) if self.education else "",

@@ -45,6 +45,9 @@ class PromptWorkerSettings(BaseSettings):
     summary_chars: int = Field(
         160, ge=20, le=2_000, description="characters of each engaged post in a member prompt"
     )
+    latest_line: bool = Field(
+        False, description="name the newest engaged post on its own line of a member prompt"
+    )
     history_kept: int = Field(1_000, ge=1, description="positive engagements kept per member")
     negatives_kept: int = Field(200, ge=0, description="hard-negative impressions kept per member")
     positive_actions: frozenset[Action] = POSITIVE_ACTIONS
@@ -80,6 +83,7 @@ class PromptWorkerSettings(BaseSettings):
             token_budget=self.token_budget,
             history_in_prompt=self.history_in_prompt,
             summary_chars=self.summary_chars,
+            latest_line=self.latest_line,
             sketch_k=self.sketch_k,
         )
 

@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import dataclasses
+import hashlib
+import json
 import re
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 
 from processors import prompts
 from processors.percentiles import FEATURES, wrapper_tokens
-from processors.prompts import PromptConfig, PromptLibrary, current_title
+from processors.prompts import TEMPLATE_VERSION, PromptConfig, PromptLibrary, current_title
 from processors.text import clean_text
 from processors.token_budget import TokenMeter
 from schemas import Education, MemberProfile, Position, PostCreated
@@ -273,6 +275,7 @@ CHANGED: dict[str, Any] = {
     "features": FEATURES[:4],
     "sketch_k": 100,
     "extra": {"model": "minilm"},
+    "latest_line": True,
 }
 
 
@@ -492,3 +495,21 @@ def test_injected_wrappers_fit_the_budget_anyway(meter: TokenMeter) -> None:
     lib = library_with(meter, token_budget=64)
     assert fits(meter, lib.render_post(post(text=text), PCTS), 64)
     assert fits(meter, lib.render_member(bare_profile(headline=text[:256]), [text] * 60), 64)
+
+
+def test_the_latest_line_names_the_newest_item_and_still_fits(meter: TokenMeter) -> None:
+    library = library_with(meter, latest_line=True, token_budget=64)
+    assert library.render_member(None, ["a", "b"]) == "member\nlatest: b\nengaged with: a || b"
+    long = [f"item number {i} with a longer title" for i in range(30)]
+    rendered = library.render_member(None, long)
+    assert rendered.startswith("member\nlatest: item number 29")
+    assert meter.count(rendered) <= 64 - meter.special_tokens
+    assert rendered.endswith("item number 29 with a longer title")
+
+
+def test_the_latest_line_off_keeps_the_versions_of_before_it_existed() -> None:
+    fields = dataclasses.asdict(PromptConfig())
+    del fields["latest_line"]
+    payload = json.dumps({"template": TEMPLATE_VERSION, **fields}, sort_keys=True)
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:8]
+    assert PromptConfig().prompt_version("member") == f"member-v{TEMPLATE_VERSION}-{digest}"
