@@ -61,8 +61,12 @@ HistoryInPrompt = Annotated[
     int, typer.Option(min=0, help="newest items a member prompt lists (measured: 5 beats 10-50)")
 ]
 SummaryChars = Annotated[int, typer.Option(min=20, help="characters of each listed item")]
+LatestLine = Annotated[
+    bool, typer.Option(help="name the newest item on its own line too (measured: better)")
+]
 REAL_DATA_HISTORY = 5
 REAL_DATA_SUMMARY_CHARS = 100
+REAL_DATA_LATEST_LINE = True
 
 
 @import_app.callback()
@@ -81,12 +85,20 @@ def import_amazon(
     events: Events = True,
     history_in_prompt: HistoryInPrompt = REAL_DATA_HISTORY,
     summary_chars: SummaryChars = REAL_DATA_SUMMARY_CHARS,
+    latest_line: LatestLine = REAL_DATA_LATEST_LINE,
 ) -> None:
     """Amazon reviews + metadata dumps, or the LRD/ReChorus split (train/dev/test.csv)."""
     from feedline.importers.amazon import read_amazon
 
     options = ImportOptions(
-        split, skip_bad_rows, numbers, descriptions, events, history_in_prompt, summary_chars
+        split,
+        skip_bad_rows,
+        numbers,
+        descriptions,
+        events,
+        history_in_prompt,
+        summary_chars,
+        latest_line,
     )
     _run(lambda errors: read_amazon(source, errors), out, options)
 
@@ -102,12 +114,13 @@ def import_recbole(
     events: Events = True,
     history_in_prompt: HistoryInPrompt = REAL_DATA_HISTORY,
     summary_chars: SummaryChars = REAL_DATA_SUMMARY_CHARS,
+    latest_line: LatestLine = REAL_DATA_LATEST_LINE,
 ) -> None:
     """RecBole / UniSRec atomic files (X.train/valid/test.inter, X.text, X.item2index)."""
     from feedline.importers.recbole import read_recbole
 
     options = ImportOptions(
-        split, skip_bad_rows, numbers, True, events, history_in_prompt, summary_chars
+        split, skip_bad_rows, numbers, True, events, history_in_prompt, summary_chars, latest_line
     )
     _run(lambda errors: read_recbole(source, errors, dataset=dataset), out, options)
 
@@ -125,12 +138,13 @@ def import_movielens(
     events: Events = True,
     history_in_prompt: HistoryInPrompt = REAL_DATA_HISTORY,
     summary_chars: SummaryChars = REAL_DATA_SUMMARY_CHARS,
+    latest_line: LatestLine = REAL_DATA_LATEST_LINE,
 ) -> None:
     """MovieLens ratings.csv / movies.csv / tags.csv (or the ml-1m .dat files)."""
     from feedline.importers.movielens import read_movielens
 
     options = ImportOptions(
-        split, skip_bad_rows, numbers, True, events, history_in_prompt, summary_chars
+        split, skip_bad_rows, numbers, True, events, history_in_prompt, summary_chars, latest_line
     )
     threshold = positive_threshold
     _run(lambda errors: read_movielens(source, errors, positive_threshold=threshold), out, options)
@@ -146,12 +160,13 @@ def import_mind(
     events: Events = True,
     history_in_prompt: HistoryInPrompt = REAL_DATA_HISTORY,
     summary_chars: SummaryChars = REAL_DATA_SUMMARY_CHARS,
+    latest_line: LatestLine = REAL_DATA_LATEST_LINE,
 ) -> None:
     """MIND news.tsv + behaviors.tsv: impressions, clicks and non-clicks (hard negatives)."""
     from feedline.importers.mind import read_mind
 
     options = ImportOptions(
-        split, skip_bad_rows, numbers, True, events, history_in_prompt, summary_chars
+        split, skip_bad_rows, numbers, True, events, history_in_prompt, summary_chars, latest_line
     )
     _run(lambda errors: read_mind(source, errors), out, options)
 
@@ -166,6 +181,7 @@ class ImportOptions(NamedTuple):
     events: bool
     history_in_prompt: int
     summary_chars: int
+    latest_line: bool
 
 
 def _run(read: Reader, out: Path, options: ImportOptions) -> None:
@@ -191,7 +207,9 @@ def _run(read: Reader, out: Path, options: ImportOptions) -> None:
     table_path = out / "engagements.parquet"
     _write_table(engagement_table(dataset), table_path)
     written["engagements"] = str(table_path)
-    library, serve_with = real_data_library(options.history_in_prompt, options.summary_chars)
+    library, serve_with = real_data_library(
+        options.history_in_prompt, options.summary_chars, options.latest_line
+    )
     training_set = (
         leave_one_out_set(dataset, library, _numbers(numbers), options.descriptions)
         if split == "leave-one-out"
@@ -213,7 +231,7 @@ def _run(read: Reader, out: Path, options: ImportOptions) -> None:
 
 
 def real_data_library(
-    history_in_prompt: int, summary_chars: int
+    history_in_prompt: int, summary_chars: int, latest_line: bool = False
 ) -> tuple[PromptLibrary, dict[str, str]]:
     """The prompt library for imported data, and the prompt worker settings that render the
     same prompts live (``FEEDLINE_PROMPTS_*``): serve a model trained on the import with them."""
@@ -224,13 +242,18 @@ def real_data_library(
     from streams.prompt_settings import PromptWorkerSettings
 
     settings = PromptWorkerSettings().model_copy(
-        update={"history_in_prompt": history_in_prompt, "summary_chars": summary_chars}
+        update={
+            "history_in_prompt": history_in_prompt,
+            "summary_chars": summary_chars,
+            "latest_line": latest_line,
+        }
     )
     tokenizer, _ = load_tokenizer(EncoderSettings())
     library = PromptLibrary(settings.prompt_config(), TokenMeter(tokenizer))
     serve_with = {
         "FEEDLINE_PROMPTS_HISTORY_IN_PROMPT": str(history_in_prompt),
         "FEEDLINE_PROMPTS_SUMMARY_CHARS": str(summary_chars),
+        "FEEDLINE_PROMPTS_LATEST_LINE": str(latest_line).lower(),
     }
     return library, serve_with
 
