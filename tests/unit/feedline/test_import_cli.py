@@ -168,3 +168,26 @@ def test_validation_scores_the_second_to_last_items_only_on_leave_one_out_sets(
     time_split = tmp_path / "time"
     _lines("import", "amazon", str(out.parent / "toy"), "--out", str(time_split), "--split", "time")
     assert validation_for(read_training_set(time_split / "train"), members=4, seed=0) is None
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--stage", "later", "stage is valid or test"), ("--ranking", "top", "ranking is full"),
+     ("--methods", "centroid,magic", "unknown methods")],
+)  # fmt: skip
+def test_eval_refuses_bad_options_before_loading_anything(
+    tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    result = CliRunner().invoke(
+        app, ["eval", "leave-one-out", "--data", str(tmp_path), option, value]
+    )
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_eval_of_a_time_split_set_says_to_use_eval_retrieval(
+    imported: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    out, _ = imported
+    _lines("import", "amazon", str(out.parent / "toy"), "--out", str(tmp_path), "--split", "time")
+    result = CliRunner().invoke(app, ["eval", "leave-one-out", "--data", str(tmp_path / "train")])
+    assert result.exit_code != 0 and "eval retrieval" in str(result.exception)
