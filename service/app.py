@@ -33,7 +33,7 @@ from service.routes import router
 from service.serving import ServingModel, ServingSlot
 from service.settings import ServiceSettings
 from service.state import ServiceState
-from streams.broker_wait import wait_for_broker
+from streams.broker_wait import when_broker_answers
 from streams.history_feed import HistoryFeed
 from streams.index_feed import IndexFeed
 from streams.settings import KafkaSettings
@@ -59,8 +59,9 @@ def create_app(
         # the model loads while the service waits for the broker and creates topics
         loading = asyncio.create_task(asyncio.to_thread(TextEncoder.load, encoder_settings))
         try:
-            await asyncio.to_thread(wait_for_broker, kafka, "query service")
-            await asyncio.to_thread(ensure_topics, kafka)
+            await asyncio.to_thread(
+                when_broker_answers, kafka, "query service", lambda: ensure_topics(kafka)
+            )
         finally:
             encoder = await loading
         metrics = ServiceMetrics(CollectorRegistry())

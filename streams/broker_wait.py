@@ -6,10 +6,15 @@ grow per ``KafkaSettings.backoff()`` (``FEEDLINE_KAFKA_RETRY_BACKOFF_*``), and
 ``FEEDLINE_KAFKA_STARTUP_WAIT_S`` bounds the whole wait (0: no limit). A role is not ready
 (the service answers no requests, workers consume nothing) until this returns.
 
+The broker can also go away again right after it answered. ``when_broker_answers`` runs a
+start-up step (creating topics, reading changelog ids) after the wait and, if the step
+fails while the broker is unreachable again, waits and runs it again; a step that fails
+while the broker answers (a topic with the wrong partition count) still raises.
+
 Example::
 
     wait_for_broker(KafkaSettings(), "embedding worker")
-    ensure_topics(kafka)
+    when_broker_answers(kafka, "embedding worker", lambda: ensure_topics(kafka))
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from confluent_kafka import KafkaException
 
@@ -25,6 +31,7 @@ from streams.kafka_clients import admin_client
 from streams.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 PROBE_TIMEOUT_S = 5.0
 """Longest wait for one metadata request."""
 
@@ -65,6 +72,33 @@ def wait_for_broker(
             log.info("%s: broker answered after %d attempts", role, attempt)
         return attempt - 1
     raise AssertionError("unreachable: Backoff.delays() is endless")
+
+
+def when_broker_answers(
+    kafka: KafkaSettings,
+    role: str,
+    step: Callable[[], T],
+    *,
+    probe: Callable[[], object] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Wait for the broker, then return ``step()``. If ``step`` raises a ``StreamsError`` or
+    ``KafkaException`` and the broker no longer answers, wait for it again and rerun
+    ``step`` (it must be safe to repeat); if the broker does answer, the error is the step's
+    own and propagates. ``probe`` replaces the metadata request (tests)."""
+    probe = probe or _metadata_probe(kafka)
+    while True:
+        wait_for_broker(kafka, role, probe=probe, sleep=sleep)
+        try:
+            return step()
+        except (StreamsError, KafkaException) as error:
+            try:
+                probe()
+            except KafkaException:
+                log.warning("%s: broker %s went away during start-up, waiting again: %s",
+                            role, kafka.bootstrap_servers, error)  # fmt: skip
+                continue
+            raise
 
 
 def _metadata_probe(kafka: KafkaSettings) -> Callable[[], object]:

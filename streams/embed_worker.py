@@ -40,7 +40,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from models.encoder import TextEncoder
 from models.settings import EncoderSettings
 from streams.backoff import retry
-from streams.broker_wait import wait_for_broker
+from streams.broker_wait import when_broker_answers
 from streams.embed_handlers import EmbedHandlers
 from streams.embed_txn import Outcome, PartitionTransactions
 from streams.kafka_clients import aiokafka_consumer
@@ -242,8 +242,7 @@ def run_embed_worker(
     metrics = EmbedMetrics(CollectorRegistry())
     if settings.metrics_port:
         serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
-    wait_for_broker(kafka, "embedding worker")
-    ensure_topics(kafka)
+    when_broker_answers(kafka, "embedding worker", lambda: ensure_topics(kafka))
     encoder = TextEncoder.load(encoder_settings)
     asyncio.run(_serve_until_signalled(EmbedWorker(kafka, settings, encoder, metrics)))
 

@@ -3,6 +3,10 @@
 * ``Producer``: idempotent with ``acks=all`` like every other feedline producer (faust turns
   idempotence on only in its exactly-once mode), so a retry after a broker restart neither
   duplicates nor reorders a changelog or prompt record.
+* Both the producer's and the consumer's aiokafka clients bootstrap patiently
+  (``streams.kafka_clients.patient_bootstrap``): faust starts them only after its tables
+  and agents, seconds after the role's wait for the broker, and aiokafka's one-shot
+  bootstrap made the worker exit when the broker restarted in between.
 * ``Consumer``: ``commit_offsets()`` commits exactly the offsets given. faust's own
   ``commit()`` computes them from its acknowledgements, which run ahead of processing (see
   ``streams.prompt_commits``); the prompt processor disables those acknowledgements and
@@ -17,20 +21,25 @@
 * ``TrackedTable``: a ``faust.Table`` whose changelog writes are handed to a
   ``DeliveryTracker``, so a commit waits for them too.
 
-``use_feedline_transport(app)`` installs the transport on an app (faust's public
-``transport``/``producer_transport`` setters), before its consumer or producer exist.
+``use_feedline_transport(app, backoff)`` installs the transport on an app (faust's public
+``transport``/``producer_transport`` setters), before its consumer or producer exist;
+``backoff`` paces the bootstrap retries.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, cast
 
+import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from streams.backoff import Backoff
 from streams.deliveries import DeliveryTracker
+from streams.kafka_clients import patient_bootstrap
 
 
 class Producer(faust_aiokafka.Producer):
@@ -38,6 +47,20 @@ class Producer(faust_aiokafka.Producer):
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    def _new_producer(self, transactional_id: str | None = None) -> aiokafka.AIOKafkaProducer:
+        producer = super()._new_producer(transactional_id)
+        patient_bootstrap(producer.client, _backoff(self.transport), "faust producer")
+        return producer
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer thread, whose aiokafka consumer bootstraps patiently."""
+
+    def _create_consumer(self, loop: asyncio.AbstractEventLoop) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_consumer(loop)
+        patient_bootstrap(consumer._client, _backoff(self.transport), "faust consumer")
+        return consumer
 
 
 class ChangelogReadOffsets(MutableMapping[TP, int | None]):
@@ -73,6 +96,9 @@ class Consumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_offset = ChangelogReadOffsets(self._is_changelog_tp)
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def seek_partition(self, tp: TP, offset: int) -> None:
         """Fetch ``tp`` from ``offset`` next (run on the consumer's thread and loop)."""
@@ -174,12 +200,22 @@ class Transport(faust_aiokafka.Transport):
 
     Consumer = Consumer
     Producer = Producer
+    backoff: Backoff = Backoff()
+    """Pace of the clients' bootstrap retries."""
 
 
-def use_feedline_transport(app: faust.App) -> None:
-    """Make ``app`` build its consumer and producer from ``Transport``."""
-    app.transport = Transport(app.conf.broker_consumer, app)
-    app.producer_transport = Transport(app.conf.broker_producer, app)
+def use_feedline_transport(app: faust.App, backoff: Backoff | None = None) -> None:
+    """Make ``app`` build its consumer and producer from ``Transport``; ``backoff`` paces
+    their bootstrap retries (default: ``Backoff()``)."""
+    consumer_transport = Transport(app.conf.broker_consumer, app)
+    producer_transport = Transport(app.conf.broker_producer, app)
+    consumer_transport.backoff = producer_transport.backoff = backoff or Backoff()
+    app.transport = consumer_transport
+    app.producer_transport = producer_transport
+
+
+def _backoff(transport: object) -> Backoff:
+    return cast(Transport, transport).backoff
 
 
 class TrackedTable(faust.Table):

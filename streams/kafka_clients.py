@@ -7,6 +7,12 @@
 * Consumers never auto-commit (every role commits after its effects are durable) and read
   ``read_committed``: records of aborted transactions (a fenced embedding worker's) are never
   seen, and nothing past the last stable offset is.
+* aiokafka clients bootstrap patiently (``patient_bootstrap``): their ``start()`` waits,
+  with the logged backoff of ``KafkaSettings.backoff()``, while no bootstrap server answers,
+  instead of raising. aiokafka tries each bootstrap server once and then raises
+  ``KafkaConnectionError("Unable to bootstrap from ...")``; a role whose broker restarted
+  between its start-up wait and a client's ``start()`` exited on it (the short soak caught a
+  prompt worker so). librdkafka clients retry their bootstrap on their own.
 * Admin clients and confluent-kafka clients get the connection and security settings of
   ``KafkaSettings`` and librdkafka's logging at warnings.
 
@@ -21,9 +27,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaConnectionError
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
+from streams.backoff import Backoff, retry
 from streams.settings import KafkaSettings
 
 PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "enable_idempotence": True, "linger_ms": 5}
@@ -47,15 +56,46 @@ CONFLUENT_CONSUMER_DEFAULTS: dict[str, Any] = {
 
 
 def aiokafka_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
-    """An idempotent ``acks=all`` aiokafka producer (``transactional_id=`` for fencing)."""
-    return AIOKafkaProducer(**{**PRODUCER_DEFAULTS, **kafka.aiokafka_config(), **overrides})
+    """An idempotent ``acks=all`` aiokafka producer (``transactional_id=`` for fencing) whose
+    ``start()`` waits for the broker."""
+    producer = AIOKafkaProducer(**{**PRODUCER_DEFAULTS, **kafka.aiokafka_config(), **overrides})
+    patient_bootstrap(producer.client, kafka.backoff(), f"producer of {kafka.bootstrap_servers}")
+    return producer
 
 
 def aiokafka_consumer(kafka: KafkaSettings, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
-    """An aiokafka consumer without auto-commit that reads only committed records."""
-    return AIOKafkaConsumer(
+    """An aiokafka consumer without auto-commit that reads only committed records and whose
+    ``start()`` waits for the broker."""
+    consumer = AIOKafkaConsumer(
         *topics, **{**CONSUMER_DEFAULTS, **kafka.aiokafka_config(), **overrides}
     )
+    patient_bootstrap(consumer._client, kafka.backoff(), f"consumer of {kafka.bootstrap_servers}")
+    return consumer
+
+
+def patient_bootstrap(client: AIOKafkaClient, policy: Backoff, what: str) -> AIOKafkaClient:
+    """Make ``client.bootstrap()`` retry per ``policy`` (each failure logged) while no
+    bootstrap server answers, and return ``client``.
+
+    aiokafka's ``AIOKafkaClient.bootstrap()`` makes one pass over the bootstrap servers and
+    raises ``KafkaConnectionError`` if none answered; it changes no state before it succeeds,
+    so calling it again is safe (kafka-python fixed the same one-shot bootstrap in its PR
+    #1736; aiokafka has not). Only that error is retried: anything else still fails the
+    ``start()``. The retries do not end (a role that reached this point has seen its broker;
+    ``FEEDLINE_KAFKA_STARTUP_WAIT_S`` bounds only the wait before it).
+    """
+    bootstrap_once = client.bootstrap
+
+    async def bootstrap() -> None:
+        await retry(
+            bootstrap_once,
+            policy,
+            f"{what}: bootstrap",
+            retry_on=(KafkaConnectionError,),
+        )
+
+    client.bootstrap = bootstrap
+    return client
 
 
 def confluent_producer(kafka: KafkaSettings, **overrides: Any) -> Producer:

@@ -34,7 +34,7 @@ from processors.feature_sketches import PartitionSketches
 from processors.prompts import PromptLibrary
 from processors.token_budget import TokenMeter
 from streams.backoff import retry
-from streams.broker_wait import wait_for_broker
+from streams.broker_wait import when_broker_answers
 from streams.deliveries import DeliveryTracker
 from streams.faust_transport import Consumer, TrackedTable, use_feedline_transport
 from streams.kafka_clients import admin_client
@@ -104,7 +104,7 @@ def build_prompt_app(
         web_enabled=False,
         Table=TrackedTable,
     )
-    use_feedline_transport(app)
+    use_feedline_transport(app, kafka.backoff())
     deliveries = DeliveryTracker()
     tables = PromptTables(
         **{n: app.Table(n, partitions=kafka.partitions, deliveries=deliveries) for n in TABLES}
@@ -202,12 +202,17 @@ def run_prompt_worker(
     metrics = PromptMetrics(CollectorRegistry())
     if settings.metrics_port:
         serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)
-    wait_for_broker(kafka, "prompt processor")
-    ensure_topics(kafka)
     app_id = kafka.topic(settings.app_id)
-    ensure_changelog_topics(kafka, app_id, TABLES)
-    if settings.store == "rocksdb":
-        identity = changelog_identity(admin_client(kafka), changelog_topics(app_id, TABLES))
+
+    def create_topics() -> dict[str, str] | None:
+        ensure_topics(kafka)
+        ensure_changelog_topics(kafka, app_id, TABLES)
+        if settings.store != "rocksdb":
+            return None
+        return changelog_identity(admin_client(kafka), changelog_topics(app_id, TABLES))
+
+    identity = when_broker_answers(kafka, "prompt processor", create_topics)
+    if identity is not None:
         kept = keep_or_reset(settings.data_dir, identity)
         log.info("local table state in %s %s", settings.data_dir, "kept" if kept else "reset")
     tokenizer = load_prompt_tokenizer(encoder)

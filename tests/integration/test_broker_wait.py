@@ -1,6 +1,7 @@
 """Broker faults, each on a private broker: a role started before its broker waits for it,
-then processes, and after a kill -9 restarts on its local RocksDB table state; long-lived
-clients ride out a SIGKILL of the broker."""
+then processes, and after a kill -9 restarts on its local RocksDB table state; aiokafka
+clients started while the broker is down start once it is back; long-lived clients ride out
+a SIGKILL of the broker."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 
 from feedline.processes import RoleProcess
 from processors.engagement_history import MemberHistories
 from schemas import PromptRequest
 from streams.history_feed import HistoryFeed
+from streams.kafka_clients import aiokafka_consumer, aiokafka_producer
 from streams.local_broker import LocalKafka
 from streams.producer import EventProducer
 from streams.settings import KafkaSettings
@@ -85,6 +88,33 @@ def test_a_worker_started_before_the_broker_waits_then_processes_and_restarts_on
         assert "bw.feedline-prompts-posts-changelog" in identity
     finally:
         worker.stop()
+
+
+async def test_clients_started_while_the_broker_is_down_start_once_it_is_back(
+    stopped_broker: LocalKafka, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiokafka alone raises "Unable to bootstrap" from ``start()``; feedline's clients wait."""
+    kafka = KafkaSettings(bootstrap_servers=stopped_broker.bootstrap_servers, topic_prefix="pb.",
+                          retry_backoff_max_s=1.0)  # fmt: skip
+    topic = kafka.topic(PROMPTS_POSTS.name)
+    producer = aiokafka_producer(kafka)
+    consumer = aiokafka_consumer(kafka)
+    starting = asyncio.gather(producer.start(), consumer.start())
+    try:
+        await asyncio.sleep(3)
+        assert not starting.done()  # still waiting, not failed
+        assert "bootstrap failed (attempt 2)" in caplog.text
+        await asyncio.to_thread(stopped_broker.start)
+        await asyncio.to_thread(ensure_topics, kafka)
+        await asyncio.wait_for(starting, 60)
+        await producer.send_and_wait(topic, b"after the wait", key=b"k", partition=0)
+        consumer.assign([TopicPartition(topic, 0)])
+        record = await asyncio.wait_for(consumer.getone(), 30)
+        assert record.value == b"after the wait"
+    finally:
+        starting.cancel()
+        await producer.stop()
+        await consumer.stop()
 
 
 async def test_the_history_feed_and_a_producer_recover_from_a_broker_kill(tmp_path: Path) -> None:

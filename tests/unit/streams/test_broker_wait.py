@@ -1,4 +1,5 @@
-"""``wait_for_broker``: retries with growing, bounded delays; gives up only past its limit."""
+"""``wait_for_broker``: retries with growing, bounded delays; gives up only past its limit.
+``when_broker_answers``: reruns a start-up step only when the broker went away under it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import logging
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from streams.broker_wait import BrokerUnreachable, wait_for_broker
+from streams.broker_wait import BrokerUnreachable, wait_for_broker, when_broker_answers
+from streams.errors import TopicError
 from streams.settings import KafkaSettings
 
 
@@ -71,3 +73,42 @@ def test_other_errors_propagate() -> None:
 
     with pytest.raises(ValueError, match="a bug"):
         wait_for_broker(kafka(), "r", probe=probe, sleep=lambda _: None)
+
+
+def transport_failure() -> KafkaException:
+    return KafkaException(KafkaError(KafkaError._TRANSPORT, "Broker transport failure"))
+
+
+def test_a_step_the_broker_failed_under_runs_again_once_it_answers() -> None:
+    failing_probes = [0]
+    steps: list[int] = []
+
+    def probe() -> None:
+        if failing_probes[0]:
+            failing_probes[0] -= 1
+            raise transport_failure()
+
+    def create_topics() -> str:
+        steps.append(1)
+        if len(steps) == 1:
+            failing_probes[0] = 2  # the broker is killed during the first attempt
+            raise TopicError("creating topic 'posts.created' failed: transport failure")
+        return "created"
+
+    clock = FakeClock()
+    assert when_broker_answers(kafka(), "r", create_topics, probe=probe, sleep=clock.sleep) == (
+        "created"
+    )
+    assert len(steps) == 2 and clock.sleeps == [0.5]
+
+
+def test_a_step_that_fails_while_the_broker_answers_raises() -> None:
+    steps: list[int] = []
+
+    def create_topics() -> None:
+        steps.append(1)
+        raise TopicError("topic 'posts.created' has 2 partitions, its group needs 4")
+
+    with pytest.raises(TopicError, match="2 partitions"):
+        when_broker_answers(kafka(), "r", create_topics, probe=lambda: None, sleep=lambda _: None)
+    assert len(steps) == 1

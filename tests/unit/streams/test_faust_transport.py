@@ -1,12 +1,27 @@
 """``streams.faust_transport``: the idempotent producer, the consumer's read offsets kept for
-changelogs only, and changelog writes handed to the delivery tracker."""
+changelogs only, changelog writes handed to the delivery tracker, and bootstraps that wait
+for the broker."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import faust
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
 
-from streams.faust_transport import ChangelogReadOffsets, Consumer, Producer, use_feedline_transport
+from streams.faust_transport import (
+    ChangelogReadOffsets,
+    Consumer,
+    Producer,
+    use_feedline_transport,
+)
+from streams.kafka_clients import aiokafka_consumer, aiokafka_producer
+from streams.settings import KafkaSettings
 
 CHANGELOG = TP("app-posts-changelog", 0)
 INPUT = TP("posts.created", 0)
@@ -30,3 +45,33 @@ def test_the_app_builds_feedline_clients_with_idempotence() -> None:
     assert isinstance(app.producer, Producer)
     assert app.producer._settings_extra() == {"acks": "all", "enable_idempotence": True}
     assert app.transport.Consumer is Consumer
+
+
+async def test_every_aiokafka_client_bootstraps_patiently(caplog: pytest.LogCaptureFixture) -> None:
+    """aiokafka's one-shot bootstrap raises at once with no broker; feedline's clients (the
+    factories' and faust's) keep retrying it, logged, until cancelled."""
+    kafka = KafkaSettings(bootstrap_servers="127.0.0.1:1", retry_backoff_initial_s=0.05,
+                          retry_backoff_max_s=0.05)  # fmt: skip
+    app = faust.App("bootstrap-test", broker="kafka://127.0.0.1:1", web_enabled=False)
+    use_feedline_transport(app, kafka.backoff())
+    loop = asyncio.get_running_loop()
+    owners = {
+        "factory producer": aiokafka_producer(kafka),
+        "factory consumer": aiokafka_consumer(kafka, "t"),
+        "faust producer": app.producer._new_producer(),
+        "faust consumer": app.consumer._thread._create_consumer(loop),
+    }
+    plain = AIOKafkaClient(bootstrap_servers="127.0.0.1:1")
+    with pytest.raises(KafkaConnectionError):  # what aiokafka alone does
+        await plain.bootstrap()
+    await plain.close()
+    with caplog.at_level(logging.WARNING, "streams.backoff"):
+        for name, owner in owners.items():
+            client = owner.client if isinstance(owner, AIOKafkaProducer) else owner._client
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.bootstrap(), timeout=1.0)
+            retries = [r for r in caplog.records if "bootstrap failed" in r.getMessage()]
+            assert len(retries) >= 3, name
+            caplog.clear()
+            await owner.stop()
+    app.consumer._thread.thread_loop.close()  # the consumer thread's own loop, never run
