@@ -32,6 +32,7 @@ from feedline.import_cli import REAL_DATA_HISTORY, REAL_DATA_LATEST_LINE, REAL_D
 from feedline.loo_eval import Catalog, HeldOut, Ranking, Scorer
 
 BENCH = "real_data_quality"
+TRAINING_RECORD = "training.json"
 BASELINES = ("popularity", "last-item", "centroid", "prompts-untrained")
 
 
@@ -47,7 +48,20 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--freeze-layers", type=int, default=0)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument(
+        "--catalogue-negatives",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score every query against the whole catalogue (a bank re-embedded every "
+        "--validate-every steps) instead of one random post per query",
+    )
     parser.add_argument("--validate-every", type=int, default=40)
+    parser.add_argument(
+        "--reuse-training",
+        action="store_true",
+        help="evaluate the model and training record an earlier run left in --work instead "
+        "of training again (to iterate on the GR; the import must match that run's)",
+    )
     parser.add_argument("--max-steps", type=int, default=140)
     parser.add_argument("--warmup-steps", type=int, default=10)
     parser.add_argument("--valid-members", type=int, default=500)
@@ -79,7 +93,7 @@ def main() -> None:
     base_members = loo_eval.encode(base, test.prompts, "members")
     scorers["prompts-untrained"] = loo_eval.vector_scorer(base_members, base_items)
 
-    trained, train_info = _train(args, training_set)
+    trained, train_info = _reused(args) if args.reuse_training else _train(args, training_set)
     tuned = TextEncoder.load(EncoderSettings(model_path=trained))
     tuned_items = loo_eval.encode(tuned, catalog.prompts, "posts")
     tuned_members = loo_eval.encode(tuned, test.prompts, "members")
@@ -135,6 +149,7 @@ def _train(args: argparse.Namespace, training_set: Any) -> tuple[Path, dict[str,
     from models.dual.trainer import train_dual_encoder
     from models.dual.training_examples import example_sampler
 
+    easy = 0 if args.catalogue_negatives else 1  # the catalogue holds every random post
     settings = DualTrainSettings(
         max_minutes=args.train_minutes,
         batch_size=args.batch_size,
@@ -146,13 +161,16 @@ def _train(args: argparse.Namespace, training_set: Any) -> tuple[Path, dict[str,
         warmup_steps=args.warmup_steps,
         progress=True,
         hard_negatives=0,
-        easy_negatives=1,
+        easy_negatives=easy,
+        catalogue_negatives=args.catalogue_negatives,
+        catalogue_refresh_every=args.validate_every,
         seed=args.seed,
     )
-    sampler = example_sampler(training_set, hard_negatives=0, easy_negatives=1)
+    sampler = example_sampler(training_set, hard_negatives=0, easy_negatives=easy)
     validation = validation_for(training_set, members=args.valid_members, seed=args.seed)
     out = args.work / "dual"
-    result = train_dual_encoder(sampler, settings, out, validation=validation)
+    catalogue = training_set.posts.column("post_prompt").to_pylist()
+    result = train_dual_encoder(sampler, settings, out, validation=validation, catalogue=catalogue)
     info = {
         "train_minutes_budget": args.train_minutes,
         "train_s": round(result.seconds, 1),
@@ -166,12 +184,25 @@ def _train(args: argparse.Namespace, training_set: Any) -> tuple[Path, dict[str,
         "max_length": args.max_length,
         "max_steps": args.max_steps,
         "learning_rate": args.learning_rate,
+        "negatives": "in-batch + whole catalogue"
+        if args.catalogue_negatives
+        else "in-batch + 1 random",
         "history_in_prompt": args.history_in_prompt,
         "numbers": args.numbers,
         "latest_line": args.latest_line,
     }
     sys.stderr.write(json.dumps({"trained": info}) + "\n")
+    (args.work / TRAINING_RECORD).write_text(json.dumps(info) + "\n")
     return out, info
+
+
+def _reused(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
+    """The model and training record of an earlier run in ``--work``."""
+    record = args.work / TRAINING_RECORD
+    if not record.is_file():
+        sys.exit(f"--reuse-training: no {record}; run once without it first")
+    info: dict[str, Any] = json.loads(record.read_text())
+    return args.work / "dual", {**info, "training": f"reused from {record}"}
 
 
 def _gr(

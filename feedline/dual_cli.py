@@ -86,6 +86,10 @@ def train_dual_encoder_command(
         int | None, typer.Option(min=0, help="freeze the embeddings and this many bottom layers")
     ] = None,
     learn_temperature: Annotated[bool | None, typer.Option()] = None,
+    catalogue_negatives: Annotated[
+        bool | None,
+        typer.Option(help="every post is a negative of every query (a bank refreshed often)"),
+    ] = None,
     validate_every: Annotated[int | None, typer.Option(min=1, help="steps")] = None,
     patience: Annotated[
         int | None, typer.Option(min=0, help="validations without improvement; 0: never stop")
@@ -116,7 +120,8 @@ def train_dual_encoder_command(
         max_steps=max_steps, max_minutes=max_minutes, batch_size=batch_size,
         learning_rate=learning_rate, schedule=schedule, warmup_steps=warmup_steps,
         max_length=max_length, freeze_layers=freeze_layers,
-        learn_temperature=learn_temperature, validate_every=validate_every,
+        learn_temperature=learn_temperature, catalogue_negatives=catalogue_negatives,
+        validate_every=validate_every,
         patience=patience, validation_members=validation_members, progress=progress,
         seed=seed,
     )  # fmt: skip
@@ -131,7 +136,8 @@ def train_dual_encoder_command(
     validation = validation_for(
         training_set, members=settings.validation_members, seed=settings.seed
     )
-    result = train_dual_encoder(sampler, settings, out, validation=validation)
+    catalogue = training_set.posts.column("post_prompt").to_pylist()
+    result = train_dual_encoder(sampler, settings, out, validation=validation, catalogue=catalogue)
     summary: dict[str, object] = {
         "model_version": result.model_version,
         "out": str(out),

@@ -2,14 +2,21 @@
 
 Logs such as Amazon reviews hold only positives, and the GR learns from impressions with
 and without a follow-up. The fallback (documented in the README): at every positive, the
-member is taken to have been shown the item and ``negatives`` random items they never
-interacted with, at the same moment; the positive gets a ``like``, the others nothing. The
-same seeded draw builds every member's history at training and at scoring time, so the
-ranker sees at serving exactly the kind of history it was trained on.
+member is taken to have been shown the item and ``negatives`` items they never interacted
+with, at the same moment: half of them the nearest items of the member's previous positive
+(what a retrieval system driven by the latest engagement shows, and what the re-ranker must
+tell apart at serving time), half at random; the positive gets a ``like``, the others
+nothing. The same seeded draw builds every member's history at training and at scoring
+time, so the ranker sees at serving exactly the kind of history it was trained on.
 
-Times are the positions of the sequence (one day apart; the sources are day-resolution at
-best, and the held-out rows carry no time), with the validation step at `VALID_MS` and the
-test candidates at `TEST_MS`, so one split time holds every member's validation step out.
+Times are the positions of the sequence, one day apart (the sources are day-resolution at
+best, and the held-out rows carry no time), counted back from the member's newest step: the
+validation step at `VALID_MS` and the test candidates at `TEST_MS`, one day later, so one
+split time holds every member's validation step out, and every step — in training, at the
+validation stage and at the test stage — comes one day after the history item before it.
+(Counting forward from a common start instead put the held-out step ~100,000 days after the
+history in training and at validation but one day after its newest item at test, a gap the
+GR had never seen: the blend chosen on validation then lost on test.)
 
 Re-ranking: the retrieval's top ``N`` per member are scored by the GR (``like``
 probability) and ordered by ``alpha * z(retrieval cosine) + (1 - alpha) * z(GR logit)``
@@ -32,10 +39,9 @@ from models.gr.sequences import MemberSequence, PostCatalog, member_sequence
 from processors.engagement_history import HistoryEvent
 
 DAY_MS = 86_400_000
-START_MS = 1_000 * DAY_MS
 VALID_MS = 100_000 * DAY_MS
 TEST_MS = VALID_MS + DAY_MS
-ALPHAS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 0.8, 0.9, 0.95, 1.0)
 
 
 class SyntheticLog:
@@ -54,21 +60,24 @@ class SyntheticLog:
         self.seed = seed
         self.known = known or {}
         self.neighbours = neighbours
-        """(items, k) each item's nearest items: half the negatives come from the positive's
-        neighbours (what a retrieval system shows beside it), half at random."""
-        """Member → every item row they interacted with, held-out targets included: never
-        drawn as a negative, so no target is ever shown as ignored."""
+        """(items, k) each item's nearest items: half the negatives come from the previous
+        positive's neighbours (the first positive's own), half at random.
+
+        ``known``: member → every item row they interacted with, held-out targets included:
+        never drawn as a negative, so no target is ever shown as ignored."""
 
     def events(self, member_id: str, items: Sequence[int], valid_last: bool) -> list[HistoryEvent]:
         """``items`` (catalog rows, oldest first) as impression/like events, each with its
-        sampled negative impressions; the last at `VALID_MS` when ``valid_last``."""
+        sampled negative impressions, one day apart: the last at `VALID_MS` when
+        ``valid_last``, else one day before it (the history of a validation-stage request)."""
         rng = np.random.default_rng([self.seed, _stable(member_id)])
         positives = set(items) | self.known.get(member_id, set())
         n_items = len(self.catalog.post_ids)
         events: list[HistoryEvent] = []
+        newest_ms = VALID_MS if valid_last else VALID_MS - DAY_MS
         for i, row in enumerate(items):
-            ts = VALID_MS if valid_last and i == len(items) - 1 else START_MS + i * DAY_MS
-            drawn = self._draw(rng, row, n_items)
+            ts = newest_ms - (len(items) - 1 - i) * DAY_MS
+            drawn = self._draw(rng, items[i - 1] if i else row, n_items)
             for negative in drawn:
                 if negative not in positives:
                     events.append(
@@ -79,11 +88,11 @@ class SyntheticLog:
             events.append(HistoryEvent(post, "like", ts, None))
         return events
 
-    def _draw(self, rng: np.random.Generator, row: int, n_items: int) -> list[int]:
+    def _draw(self, rng: np.random.Generator, near_row: int, n_items: int) -> list[int]:
         near = 0 if self.neighbours is None else self.negatives // 2
         drawn = [int(r) for r in rng.integers(0, n_items, self.negatives - near)]
         if near and self.neighbours is not None:
-            drawn += [int(r) for r in rng.choice(self.neighbours[row], near, replace=False)]
+            drawn += [int(r) for r in rng.choice(self.neighbours[near_row], near, replace=False)]
         return drawn
 
 

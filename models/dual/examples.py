@@ -36,6 +36,9 @@ class ContrastiveExample(NamedTuple):
     """Prompts of posts shown to the member and not engaged with (already sampled)."""
     easy_negatives: tuple[str, ...]
     """Prompts of random posts the member never saw (already sampled)."""
+    engaged: frozenset[str] = frozenset()
+    """Prompts of every post the member engaged with: never a catalogue negative of this
+    example (``models.dual.catalogue_negatives``)."""
 
 
 ExampleSampler: TypeAlias = Callable[[int, np.random.Generator], Sequence[ContrastiveExample]]
@@ -58,6 +61,8 @@ class ContrastiveBatch(NamedTuple):
     exclude: np.ndarray
     """``(B, B + M)`` bool: True where doc ``j`` is a copy of row ``i``'s positive (a false
     negative: two members in the batch engaged with the same post)."""
+    engaged: list[frozenset[str]]
+    """Row ``i``'s ``ContrastiveExample.engaged``."""
 
 
 def epoch_examples(
@@ -100,7 +105,12 @@ def build_batch(
     exclude = np.zeros((len(examples), len(examples) + len(negatives)), dtype=bool)
     exclude[:, : len(examples)] = same[:, None] == same[None, :]  # (B, B)
     np.fill_diagonal(exclude, False)
-    return ContrastiveBatch([example.query for example in examples], positives + negatives, exclude)
+    return ContrastiveBatch(
+        [example.query for example in examples],
+        positives + negatives,
+        exclude,
+        [example.engaged for example in examples],
+    )
 
 
 def _subset(texts: tuple[str, ...], k: int, rng: np.random.Generator) -> tuple[str, ...]:

@@ -9,9 +9,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from models.dual.catalogue_negatives import CatalogueNegatives
 from models.dual.examples import ContrastiveExample, build_batch
 from models.dual.freezing import freeze_bottom
 from models.dual.loss import Temperature, info_nce
@@ -36,8 +38,21 @@ log = logging.getLogger(__name__)
 class StepTrainer:
     """The model, tokenizer, temperature, optimiser and schedule of one run."""
 
-    def __init__(self, encoder: TextEncoder, settings: DualTrainSettings, planned: int) -> None:
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        settings: DualTrainSettings,
+        planned: int,
+        catalogue: Sequence[str] | None = None,
+    ) -> None:
+        """``catalogue``: the post prompts that ``settings.catalogue_negatives`` scores every
+        query against (required then, ignored otherwise)."""
         self.settings = settings
+        self.catalogue: CatalogueNegatives | None = None
+        if settings.catalogue_negatives:
+            if catalogue is None:
+                raise TypeError("catalogue_negatives needs the catalogue's post prompts")
+            self.catalogue = CatalogueNegatives(catalogue, settings.catalogue_refresh_every)
         self.encoder = encoder
         model, tokenizer = encoder.model, encoder.tokenizer
         if not isinstance(model, PreTrainedModel) or not isinstance(
@@ -102,11 +117,17 @@ class StepTrainer:
         return stop
 
     def step(self, chunk: list[ContrastiveExample], rng: np.random.Generator) -> float:
+        self._refresh_catalogue()
         started = time.perf_counter()
         batch = build_batch(chunk, self.settings.hard_negatives, self.settings.easy_negatives, rng)
         queries = self.embed(batch.queries)  # (B, D)
         docs = self.embed(batch.docs)  # (B + M, D)
-        exclude = torch.from_numpy(batch.exclude).to(self.device)  # (B, B + M)
+        exclude_rows = batch.exclude  # (B, B + M)
+        if self.catalogue is not None:  # then (B + M + N, D) and (B, B + M + N)
+            docs, exclude_rows = self.catalogue.extend(
+                docs, batch.docs, exclude_rows, batch.engaged
+            )
+        exclude = torch.from_numpy(exclude_rows).to(self.device)
         loss = info_nce(queries, docs, self.temperature(), exclude)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -118,6 +139,20 @@ class StepTrainer:
         self.queries += len(chunk)
         self.step_seconds += time.perf_counter() - started
         return value
+
+    def _refresh_catalogue(self) -> None:
+        """Re-embed the catalogue negatives when due; its time counts as step time (it is
+        part of what training costs), and it runs in eval mode like a validation."""
+        if self.catalogue is None:
+            return
+        started = time.perf_counter()
+        with self._evaluating():
+            refreshed = self.catalogue.refresh_if_due(self.steps, self.encoder.encode, self.device)
+        if refreshed:
+            log.info(
+                "re-embedded %d catalogue negatives before step %d", len(self.catalogue), self.steps
+            )
+        self.step_seconds += time.perf_counter() - started
 
     def embed(self, texts: list[str]) -> torch.Tensor:
         """Pooled, not yet normalised embeddings ``(N, D)`` with gradients."""
@@ -137,10 +172,16 @@ class StepTrainer:
 
         ``self.encoder.model`` is ``self.model``, so ``encoder.encode`` sees every update.
         """
+        with self._evaluating():
+            return float(score(self.encoder))
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Eval mode without gradients, back to training mode after."""
         self.model.eval()
         try:
             with torch.no_grad():
-                return float(score(self.encoder))
+                yield
         finally:
             self.model.train()
 

@@ -47,6 +47,15 @@ class DualTrainSettings(BaseSettings):
         1, ge=0, le=8, description="shown-not-engaged posts per query (paper: 1 or 2 help)"
     )
     easy_negatives: int = Field(1, ge=0, le=64, description="random unseen posts per query")
+    catalogue_negatives: bool = Field(
+        False,
+        description="score every query against the whole catalogue each step (embeddings "
+        "refreshed every catalogue_refresh_every steps, no gradient through them), as full "
+        "ranking does; needs the catalogue's prompts",
+    )
+    catalogue_refresh_every: int = Field(
+        40, ge=1, description="steps between re-embeddings of the catalogue negatives"
+    )
     learning_rate: float = Field(2e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     schedule: Schedule = Field(

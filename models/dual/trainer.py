@@ -2,7 +2,10 @@
 
 Member prompts and post prompts go through the same weights. Each step embeds ``B`` member
 prompts and ``B + M`` post prompts (the ``B`` engaged posts, then the sampled hard and easy
-negatives); every post that is not a row's own positive is a negative for that row. The
+negatives); every post that is not a row's own positive is a negative for that row. With
+``catalogue_negatives`` every post of the catalogue is one too, from a bank re-embedded every
+few steps (``models.dual.catalogue_negatives``), so the loss ranks over what full ranking
+ranks over. The
 percentile special tokens are rows of the input embedding matrix, so they are trained too,
 also when ``freeze_layers`` freezes the embeddings and the bottom layers
 (``models.dual.freezing``). AdamW, a linear warm-up then a constant rate or a linear or cosine
@@ -104,6 +107,7 @@ def train_dual_encoder(
     out_dir: Path,
     on_step: Callable[[int, float], None] | None = None,
     validation: Validator | None = None,
+    catalogue: Sequence[str] | None = None,
 ) -> DualTrainResult:
     """Fine-tune ``settings.base_path()`` on ``examples`` and save it to ``out_dir``.
 
@@ -111,7 +115,8 @@ def train_dual_encoder(
     start of each epoch (the first epoch's length plans the schedule). ``on_step(step, loss)``
     is called after every optimiser step (``step`` counts from 1). ``validation`` (e.g.
     ``feedline.dual_validation.validation_for(...)``) enables early stopping and keeping the
-    best checkpoint; without it the last step's weights are saved.
+    best checkpoint; without it the last step's weights are saved. ``catalogue``: every post
+    prompt, which ``settings.catalogue_negatives`` scores each query against.
     """
     log.info("dual-encoder training with %s", settings.model_dump_json())
     torch.manual_seed(settings.seed)
@@ -119,7 +124,7 @@ def train_dual_encoder(
     first = epoch_examples(examples, 0, rng)
     plan = planned_steps(len(first), settings.batch_size, settings.epochs, settings.max_steps)
     encoder = TextEncoder.load(encoder_settings(settings), backend="transformers")
-    trainer = StepTrainer(encoder, settings, plan)
+    trainer = StepTrainer(encoder, settings, plan, catalogue)
     with TrainingProgress(plan, settings.progress) as progress:
         run = _Run(trainer, validation, on_step, progress)
         run.train(first, examples, rng)

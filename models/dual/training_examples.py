@@ -2,7 +2,8 @@
 
 Every epoch draws fresh negatives for every stored example: ``hard_negatives`` of the
 member's shown-not-engaged posts and ``easy_negatives`` random posts the member never saw
-(``NegativeSampler`` guarantees neither is ever one of the member's positives).
+(``NegativeSampler`` guarantees neither is ever one of the member's positives). Each example
+also carries the prompts of all the member's positives, which catalogue negatives exclude.
 
 Example::
 
@@ -29,6 +30,7 @@ def example_sampler(
     columns = training_set.examples.select(
         ["member_id", "member_prompt", "post_id", "post_prompt"]
     ).to_pydict()
+    engaged = _EngagedPrompts(negatives, training_set)
     rows = list(
         zip(
             columns["member_id"],
@@ -51,8 +53,33 @@ def example_sampler(
                     positive=positive,
                     hard_negatives=tuple(prompt for _, prompt in hard),
                     easy_negatives=tuple(prompt for _, prompt in easy),
+                    engaged=engaged.of(member),
                 )
             )
         return examples
 
     return sample
+
+
+class _EngagedPrompts:
+    """member → the prompts of every post they engaged with positively (built once each)."""
+
+    def __init__(self, negatives: NegativeSampler, training_set: TrainingSet) -> None:
+        posts = training_set.posts
+        self._prompt = dict(
+            zip(
+                posts.column("post_id").to_pylist(),
+                posts.column("post_prompt").to_pylist(),
+                strict=True,
+            )
+        )
+        self._negatives = negatives
+        self._cache: dict[str, frozenset[str]] = {}
+
+    def of(self, member_id: str) -> frozenset[str]:
+        found = self._cache.get(member_id)
+        if found is None:
+            ids = self._negatives.positives(member_id)
+            found = frozenset(self._prompt[p] for p in ids if p in self._prompt)
+            self._cache[member_id] = found
+        return found

@@ -4,6 +4,7 @@ fine-tune a few steps, evaluate the result."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ def test_sampler_draws_fresh_negatives_that_are_never_positives(data: Path) -> N
         member = positives[example.query]
         assert not member & set(example.hard_negatives + example.easy_negatives)
         assert set(example.easy_negatives) <= prompts
+        assert member | {example.positive} <= example.engaged <= prompts
 
 
 def _post_prompts(training_set: TrainingSet) -> set[str]:
@@ -122,6 +124,29 @@ def test_training_without_a_validation_split_saves_the_last_step(
     assert trained["steps"] == trained["saved_step"] == 1
     assert trained["validation"] == [] and trained["best_step"] is None
     assert "before" not in trained
+
+
+def test_catalogue_negatives_are_embedded_at_the_start_and_every_refresh(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(feedline.dual_validation, "validation_for", lambda *a, **k: None)
+    monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_CATALOGUE_REFRESH_EVERY", "2")
+    out = tmp_path / "dual"
+    with caplog.at_level(logging.INFO, logger="models.dual.step_trainer"):
+        trained = _run(
+            "train", "dual-encoder", "--data", str(data), "--out", str(out),
+            "--catalogue-negatives", "--max-steps", "3", "--batch-size", "2",
+            "--max-length", "32", "--no-evaluate", "--no-progress",
+        )  # fmt: skip
+    assert trained["steps"] == 3
+    posts = read_training_set(data).posts.num_rows
+    refreshes = [r.getMessage() for r in caplog.records if "catalogue negatives" in r.getMessage()]
+    assert refreshes == [
+        f"re-embedded {posts} catalogue negatives before step {step}" for step in (0, 2)
+    ]
+    card = json.loads((out / MODEL_CARD_FILE).read_text())
+    assert card["settings"]["catalogue_negatives"] is True
+    assert card["settings"]["catalogue_refresh_every"] == 2
 
 
 @pytest.mark.parametrize(

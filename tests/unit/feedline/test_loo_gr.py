@@ -43,6 +43,35 @@ def test_sampled_histories_are_seeded_and_never_hold_a_positive_as_negative() ->
     assert first[-1].ts_ms == loo_gr.VALID_MS and first[0].ts_ms < loo_gr.VALID_MS
 
 
+def test_every_step_comes_a_day_after_the_history_item_before_it() -> None:
+    log = loo_gr.SyntheticLog(catalog(), negatives=2, seed=0)
+    day = loo_gr.DAY_MS
+
+    def like_times(items: list[int], valid_last: bool) -> list[int]:
+        return [e.ts_ms for e in log.events("m1", items, valid_last) if e.action == "like"]
+
+    training = like_times([0, 1, 2, 3], valid_last=True)  # 3 is the held-out validation step
+    assert training == [loo_gr.VALID_MS - k * day for k in (3, 2, 1, 0)]
+    valid_history = like_times([0, 1, 2], valid_last=False)  # candidates come at VALID_MS
+    assert valid_history[-1] == loo_gr.VALID_MS - day
+    test_history = like_times([0, 1, 2, 3], valid_last=True)  # candidates come at TEST_MS
+    assert loo_gr.TEST_MS - test_history[-1] == day == training[-1] - training[-2]
+
+
+def test_near_negatives_are_the_previous_positives_neighbours() -> None:
+    neighbours = np.array([[r + 10, r + 20] for r in range(N_ITEMS // 3)] * 3)  # (30, 2)
+    log = loo_gr.SyntheticLog(catalog(), negatives=2, seed=0, neighbours=neighbours)
+    events = log.events("m1", [0, 1, 2], valid_last=False)
+    for position, near_of in enumerate([0, 0, 1]):  # the first positive: its own neighbours
+        shown = {
+            e.post_id
+            for e in events
+            if e.ts_ms == loo_gr.VALID_MS - (3 - position) * loo_gr.DAY_MS
+            and e.action == "impression"
+        }
+        assert shown & {f"p{r}" for r in neighbours[near_of]}, position
+
+
 def test_the_validation_step_is_held_out_of_training() -> None:
     cat, rng = catalog(), np.random.default_rng(0)
     vectors = rng.normal(size=(N_ITEMS, DIM)).astype(np.float32)
