@@ -48,8 +48,9 @@ def decode(
 
 
 def encode(record: BaseModel) -> bytes:
-    """Compact UTF-8 JSON of a record, dropping nothing (``None`` fields included)."""
-    return record.model_dump_json().encode()
+    """Compact UTF-8 JSON of a record, dropping nothing (``None`` fields included): the bytes
+    of ``model_dump_json()``, straight from pydantic's serializer (no str round trip)."""
+    return record.__pydantic_serializer__.to_json(record)
 
 
 def describe_validation_error(model: type[BaseModel], error: ValidationError) -> str:

@@ -12,7 +12,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from streams.errors import TopicError
+from streams.errors import ProduceError, TopicError
 from streams.producer import EventProducer
 from streams.settings import KafkaSettings
 from streams.topics import CATALOG, ensure_topics, required_topics
@@ -67,6 +67,34 @@ def test_producer_keys_and_partitions_match_the_java_partitioner(
         assert record.partition() == expected, record.key()
     [liked] = read_topic(kafka, kafka.topic("engagements"), expect=1)
     assert liked.key() == b"post-9"  # engagements are keyed by post, like the posts topics
+
+
+def test_bulk_publish_counts_deliveries_and_reports_every_failure(
+    kafka_factory: Callable[..., KafkaSettings],
+) -> None:
+    kafka = kafka_factory()
+    posts = [post(f"bulk-{i}", f"post number {i}") for i in range(500)]
+    with EventProducer(kafka) as producer:
+        assert producer.publish_many(posts) == 500
+        producer.publish_raw(kafka.topic("posts.created"), b"raw", b"{}", [("trace", b"t1")])
+    assert producer.delivered == 501
+    records = read_topic(kafka, kafka.topic("posts.created"), expect=501)
+    assert sorted(r.key().decode() for r in records) == sorted([*(p.post_id for p in posts), "raw"])
+    [raw] = [r for r in records if r.key() == b"raw"]
+    assert raw.headers() == [("trace", b"t1")]
+    assert {json.loads(r.value())["post_id"] for r in records if r.key() != b"raw"} == {
+        p.post_id for p in posts
+    }
+
+    producer = EventProducer(kafka, delivery_timeout_ms=2_000)
+    producer.publish_raw(kafka.topic("no-such-topic"), b"k", b"v")  # auto-create is off
+    producer.publish(post("after-failure", "still delivered"))
+    with pytest.raises(ProduceError, match=r"1 delivery failures: .*no-such-topic"):
+        producer.flush(30)
+    assert producer.delivered == 1
+    producer.flush(30)  # the failure was reported once; the producer keeps working
+    with pytest.raises(TypeError, match="not a producer event; one of PostCreated"):
+        producer.publish("not an event")  # type: ignore[arg-type]
 
 
 def test_produce_command_validates_the_whole_file_first(
