@@ -43,9 +43,9 @@ def main() -> None:
         "--format", choices=("amazon", "recbole", "movielens", "mind"), required=True
     )
     parser.add_argument("--work", type=Path, default=Path(".feedline/bench-real"))
-    parser.add_argument("--train-minutes", type=float, default=30.0)
+    parser.add_argument("--train-minutes", type=float, default=40.0)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--freeze-layers", type=int, default=0)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument(
@@ -62,7 +62,7 @@ def main() -> None:
         help="evaluate the model and training record an earlier run left in --work instead "
         "of training again (to iterate on the GR; the import must match that run's)",
     )
-    parser.add_argument("--max-steps", type=int, default=140)
+    parser.add_argument("--max-steps", type=int, default=240)
     parser.add_argument("--warmup-steps", type=int, default=10)
     parser.add_argument("--valid-members", type=int, default=500)
     parser.add_argument("--members", type=int, default=None, help="test members (default all)")
