@@ -144,9 +144,20 @@ class Reranker:
         self.log = log
         self.posts = posts
         self.stage = stage
+        self._last: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        """member row → (candidates, logits) of its latest request: one blend per alpha scores
+        the same candidates again."""
 
     def logits(self, heldout: HeldOut, row: int, candidates: np.ndarray) -> np.ndarray:
         """(K,) ``like`` logits of ``candidates`` (catalog rows) for member ``row``."""
+        cached = self._last.get(row)
+        if cached is not None and np.array_equal(cached[0], candidates):
+            return cached[1]
+        logits = self._logits(heldout, row, candidates)
+        self._last[row] = (candidates.copy(), logits)
+        return logits
+
+    def _logits(self, heldout: HeldOut, row: int, candidates: np.ndarray) -> np.ndarray:
         member = heldout.member_ids[row]
         history = heldout.histories[row].tolist()
         events = self.log.events(member, history, valid_last=self.stage == "test")

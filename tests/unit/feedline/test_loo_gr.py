@@ -112,3 +112,27 @@ def test_reranking_reorders_only_the_top_n() -> None:
         retrieval, loo_gr.rerank_fn(held, retrieval, reranker, alpha=1.0), top
     )(np.array([0, 1]))
     assert (np.argsort(-keep, axis=1) == np.argsort(-base_scores, axis=1)).all()
+
+
+def test_the_reranker_scores_a_members_candidates_once_across_blends() -> None:
+    cat, rng = catalog(), np.random.default_rng(2)
+    posts = loo_gr.gr_catalog(
+        cat, rng.normal(size=(N_ITEMS, DIM)).astype(np.float32), [None] * N_ITEMS
+    )
+    config = GRConfig(embedding_dim=DIM, d_model=16, n_heads=2, n_layers=1, max_history=64)
+    reranker = loo_gr.Reranker(
+        GenerativeRecommender(config), loo_gr.SyntheticLog(cat, 2, 0), posts, "test"
+    )
+    passes: list[int] = []
+    real = reranker._logits
+
+    def counted(heldout: HeldOut, row: int, candidates: np.ndarray) -> np.ndarray:
+        passes.append(row)
+        return real(heldout, row, candidates)
+
+    reranker._logits = counted  # type: ignore[method-assign]
+    held, candidates = heldout(), np.array([4, 8, 9])
+    first = reranker.logits(held, 0, candidates)
+    again = reranker.logits(held, 0, candidates.copy())
+    other = reranker.logits(held, 0, np.array([4, 8, 10]))
+    assert passes == [0, 0] and np.array_equal(first, again) and other.shape == (3,)
