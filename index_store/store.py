@@ -26,7 +26,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from index_store.backends import VectorBackend, exact_subset_search, make_backend
+from index_store.backends import VectorBackend, exact_subset_search, make_backend, omp_threads
 from index_store.errors import InvalidUpdate
 from index_store.filters import NO_FILTER, PostFilter
 from index_store.id_map import IdMap
@@ -87,13 +87,17 @@ class IndexStore:
         self.dim = dim
         self.model_version = model_version
         self.settings = settings or IndexSettings()
-        self.backend = backend or make_backend(self.settings, dim)
+        self.backend = backend if backend is not None else make_backend(self.settings, dim)
         self.freshness = FreshnessWindow()
         self.table = PostTable()
         self.id_map = IdMap()
         self.members: dict[str, MemberRecord] = {}
         self.deleted: set[str] = set()
         self.lock = threading.Lock()
+        self.search_threads = self.settings.search_threads or (
+            1 if self.backend.name in ("ivf", "hnsw") else 0
+        )
+        """FAISS threads of one search (``IndexSettings.search_threads``; 0: FAISS's own)."""
 
     def apply(
         self, entity: Entity, entity_id: str, update: EmbeddingUpdate | None, *, live: bool = True
@@ -247,7 +251,7 @@ class IndexStore:
         """Top-``k`` posts for ``query`` (dim,) among those passing ``flt`` (applied before
         top-k: ``k`` results whenever ``k`` posts pass)."""
         queries = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dim)
-        with self.lock:
+        with self.lock, omp_threads(self.search_threads):
             scores, ids = self._search(queries, k, flt)
             return [
                 (Hit(self.id_map.name(int(i)), float(s)), self.table.record(int(i)))

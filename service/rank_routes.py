@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from service.api import FeedItem, RankedPost, RankRequest, RankResponse
 from service.errors import ApiError
+from service.json_body import json_body
 from service.ranker import Ranked, Ranker
 from service.state import ready_state
 
@@ -16,7 +17,7 @@ router = APIRouter()
 
 
 @router.post("/v1/rank", response_model=RankResponse)
-def rank(request: Request, body: RankRequest) -> RankResponse:
+def rank(request: Request, body: RankRequest) -> Response:
     """Score posts for a member with the GR: per-task probabilities and a combined score,
     best first. Posts the index does not hold come back in ``unknown_post_ids``; a member
     with no history is scored from the candidates and their profile alone."""
@@ -33,15 +34,17 @@ def rank(request: Request, body: RankRequest) -> RankResponse:
         raise ApiError(422, "validation", f"unknown tasks {unknown_tasks}; tasks are {list(tasks)}")
     with state.metrics.query_duration.labels("rank").time():
         ranked = ranker.rank(body.member_id, body.post_ids, body.task_weights, body.device)
-    return RankResponse(
-        member_id=body.member_id,
-        items=[
-            RankedPost(post_id=post_id, score=score, task_scores=task_scores)
-            for post_id, score, task_scores in _best_first(ranked, tasks)
-        ],
-        unknown_post_ids=ranked.unknown_post_ids,
-        history_steps=ranked.history_steps,
-        ranker_version=ranker.version or "",
+    return json_body(
+        RankResponse(
+            member_id=body.member_id,
+            items=[
+                RankedPost(post_id=post_id, score=score, task_scores=task_scores)
+                for post_id, score, task_scores in _best_first(ranked, tasks)
+            ],
+            unknown_post_ids=ranked.unknown_post_ids,
+            history_steps=ranked.history_steps,
+            ranker_version=ranker.version or "",
+        )
     )
 
 

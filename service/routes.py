@@ -1,5 +1,6 @@
 """HTTP endpoints. Handlers are plain ``def``: FastAPI runs them in its thread pool, so index
-searches and query embedding never block the event loop that feeds the index. Each handler
+searches and query embedding never block the event loop that feeds the index. The hot
+routes return their body already serialised (``service.json_body``). Each handler
 reads the serving model (index, encoder, ranker) once and uses only that value, so a model
 rollout that switches meanwhile never mixes two models in one answer."""
 
@@ -23,6 +24,7 @@ from service.api import (
     SearchFilters,
 )
 from service.errors import ApiError
+from service.json_body import json_body
 from service.rank_routes import rank_items
 from service.serving import ServingModel
 from service.state import ServiceState, ready_state, service_state
@@ -65,7 +67,7 @@ def member_feed(
     author: Annotated[list[EntityId] | None, Query(description="any of these authors")] = None,
     created_after_ms: Annotated[int | None, Query(ge=0)] = None,
     exclude: Annotated[list[EntityId] | None, Query(description="post ids to skip")] = None,
-) -> FeedResponse:
+) -> Response:
     """The member's feed: kNN over posts with the member's vector, own posts excluded,
     optionally filtered (filters apply before top-k); then, with a GR checkpoint loaded, the
     ``feed_candidates`` nearest are ranked by the GR and the best ``k`` returned."""
@@ -83,25 +85,29 @@ def member_feed(
         k = _bounded_k(state, k)
         ranker = serving.ranker
         if ranker.checkpoint is None:
-            return FeedResponse(
-                member_id=member_id,
-                items=_member_items(serving, member_id, k, flt),
-                ranking_note=f"retrieval order: {ranker.unavailable_reason}",
-                model_version=serving.model_version,
+            return json_body(
+                FeedResponse(
+                    member_id=member_id,
+                    items=_member_items(serving, member_id, k, flt),
+                    ranking_note=f"retrieval order: {ranker.unavailable_reason}",
+                    model_version=serving.model_version,
+                )
             )
         pool = max(k, ranker.settings.feed_candidates)
         items = rank_items(ranker, member_id, _member_items(serving, member_id, pool, flt))[:k]
-    return FeedResponse(
-        member_id=member_id,
-        items=items,
-        ranking="gr",
-        ranker_version=ranker.version,
-        model_version=serving.model_version,
+    return json_body(
+        FeedResponse(
+            member_id=member_id,
+            items=items,
+            ranking="gr",
+            ranker_version=ranker.version,
+            model_version=serving.model_version,
+        )
     )
 
 
 @router.post("/v1/retrieve", response_model=RetrieveResponse)
-def retrieve(request: Request, body: RetrieveRequest) -> RetrieveResponse:
+def retrieve(request: Request, body: RetrieveRequest) -> Response:
     """kNN by a member's vector or by free text, optionally filtered."""
     state = ready_state(request)
     serving = state.serving
@@ -114,7 +120,7 @@ def retrieve(request: Request, body: RetrieveRequest) -> RetrieveResponse:
         else:
             text = _bounded_text(state, body.text or "")
             items = _text_items(serving, text, k, _post_filter(state, body.filters))
-    return RetrieveResponse(items=items, model_version=serving.model_version)
+    return json_body(RetrieveResponse(items=items, model_version=serving.model_version))
 
 
 @router.get("/v1/posts/{post_id}", response_model=PostInfo)

@@ -3,6 +3,7 @@ HNSW (approximate), and an exact torch scan for GPUs; plus an exact scan over an
 
 from typing import TYPE_CHECKING
 
+from index_store.backends._faiss import omp_threads
 from index_store.backends.base import VectorBackend
 from index_store.backends.errors import BackendError
 from index_store.backends.factory import load_backend, make_backend
@@ -24,6 +25,7 @@ __all__ = [
     "exact_subset_search",
     "load_backend",
     "make_backend",
+    "omp_threads",
 ]
 
 

@@ -6,6 +6,8 @@ The SWIG wrappers accept keyword fields on ``SearchParameters*``, an array for
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, cast
 
 import faiss
@@ -26,6 +28,30 @@ def use_blas_for_query_batches() -> None:
     The setting is process-wide, and only changes how exact distances are computed.
     """
     _faiss.cvar.distance_compute_blas_threshold = BLAS_QUERY_THRESHOLD
+
+
+@contextmanager
+def omp_threads(threads: int) -> Iterator[None]:
+    """FAISS's OpenMP threads for the calls inside, in the calling thread only.
+
+    libgomp keeps the thread count per OS thread (``omp_set_num_threads`` in one thread
+    leaves the others' as they were; checked in ``tests/unit/index_store/test_store.py``), so
+    a query thread can go single-threaded while the thread applying update batches keeps
+    every core. Why a single query wants one thread: the search still opens a parallel
+    region, whose idle workers then spin (libgomp's default wait policy) for about as long
+    as the search took, so the query service burned twice the CPU per request it needed
+    (``bench/query_http.py``'s ``server_cpu_per_request``) and fought the event loop for
+    the two cores. ``threads <= 0`` leaves the count alone.
+    """
+    if threads <= 0:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def search_params(kind: ParamsKind, bits: np.ndarray | None, **fields: int) -> Any:

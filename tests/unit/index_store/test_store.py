@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import zlib
 from typing import Any
 
+import faiss
 import numpy as np
 import pytest
 
-from index_store import IndexStore, InvalidUpdate, PostFilter
+from index_store import IndexSettings, IndexStore, InvalidUpdate, PostFilter
+from index_store.backends import FlatBackend, omp_threads
 from schemas import EmbeddingUpdate, Entity, InvalidRecord, decode
 
 DIM = 16
@@ -323,3 +326,62 @@ def test_freshness_observed_for_live_applies_only(store: IndexStore) -> None:
     assert store.freshness.percentiles("member") == {"count": 0}
     store.apply("member", "m1", update("m1", 1, entity="member", event_time_ms=event_ms))
     assert store.freshness.percentiles("member")["count"] == 1
+
+
+# --- threads -------------------------------------------------------------------------------
+
+
+class ThreadCountingFlat(FlatBackend):
+    """A flat backend that records FAISS's OpenMP thread count in each search."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self.threads_seen: list[int] = []
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self.threads_seen.append(faiss.omp_get_max_threads())
+        return super().search(queries, k, allowed)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(1, 1), (3, 3), (0, 2)])  # 0: flat keeps 2
+def test_search_sets_faiss_threads_in_its_own_thread_and_restores_them(
+    setting: int, expected: int
+) -> None:
+    backend = ThreadCountingFlat(DIM)
+    store = IndexStore(DIM, MODEL, backend, IndexSettings(backend="flat", search_threads=setting))
+    for i in range(5):
+        store.apply("post", f"p{i}", update(f"p{i}"))
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        inside = threading.Event()
+        release = threading.Event()
+
+        def search_while_main_looks() -> None:
+            with omp_threads(setting):
+                inside.set()
+                release.wait(10)
+            store.search(unit(1), 3)
+
+        worker = threading.Thread(target=search_while_main_looks)
+        worker.start()
+        assert inside.wait(10)
+        assert faiss.omp_get_max_threads() == 2  # the other thread's setting is not ours
+        release.set()
+        worker.join(10)
+        assert backend.threads_seen == [expected]
+        assert faiss.omp_get_max_threads() == 2
+        store.search(unit(2), 3)  # and in this thread: set for the search, then restored
+        assert backend.threads_seen == [expected, expected]
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+@pytest.mark.parametrize(("backend", "expected"), [("flat", 0), ("hnsw", 1), ("ivf", 1)])
+def test_auto_search_threads_is_one_for_probing_backends(backend: str, expected: int) -> None:
+    assert IndexStore(DIM, MODEL, settings=IndexSettings(backend=backend)).search_threads == expected
+    explicit = IndexSettings(backend=backend, search_threads=2)
+    assert IndexStore(DIM, MODEL, settings=explicit).search_threads == 2
