@@ -48,6 +48,11 @@ class RoleProcess:
         return self
 
     @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (or until it is waited for)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         """True while the child process lives."""
         return self._process is not None and self._process.poll() is None

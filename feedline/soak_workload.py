@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from schemas import Engagement, MemberProfile, PostCreated, PostDeleted
@@ -79,7 +80,11 @@ class SoakTruth:
 class SoakWorkload:
     """Seeded events over a growing set of posts and a fixed set of members."""
 
-    def __init__(self, seed: int, members: int) -> None:
+    def __init__(self, seed: int, members: int, weights: Mapping[str, int] = WEIGHTS) -> None:
+        unknown = set(weights) - set(WEIGHTS)
+        if unknown:
+            raise ValueError(f"unknown event kinds {sorted(unknown)}; kinds are {list(WEIGHTS)}")
+        self.weights = dict(weights)
         self.rng = random.Random(seed)
         self.member_ids = [f"m{i:04d}" for i in range(members)]
         self.truth = SoakTruth()
@@ -96,7 +101,7 @@ class SoakWorkload:
             if self._profiles < len(self.member_ids):
                 batch.append(self._profile(self.member_ids[self._profiles], now_ms))
                 continue
-            kind = self.rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()))[0]
+            kind = self.rng.choices(list(self.weights), weights=list(self.weights.values()))[0]
             event = self._event(kind, now_ms)
             if event is not None:
                 batch.append(event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from feedline.soak import _spread
 from feedline.soak_checks import (
@@ -28,6 +29,19 @@ def test_the_workload_is_seeded_and_starts_with_every_profile() -> None:
     assert first == again
     assert [type(e).__name__ for e in first[:5]] == ["MemberProfile"] * 5
     assert {type(e).__name__ for e in first[5:]} >= {"PostCreated", "Engagement"}
+
+
+def test_weights_choose_the_mix_and_unknown_kinds_are_refused() -> None:
+    weights = {"post": 1, "engage": 3}
+    events = SoakWorkload(seed=2, members=3, weights=weights).next_batch(2_003, NOW)[3:]
+    kinds = [type(e).__name__ for e in events]
+    assert set(kinds) == {"PostCreated", "Engagement"}
+    assert 0.7 < kinds.count("Engagement") / len(kinds) < 0.8
+    assert len({e.post_id for e in events if isinstance(e, PostCreated)}) == kinds.count(
+        "PostCreated"
+    )  # no edits: every PostCreated is a new post
+    with pytest.raises(ValueError, match="unknown event kinds \\['repost'\\]"):
+        SoakWorkload(seed=2, members=3, weights={"post": 1, "repost": 1})
 
 
 def test_truth_follows_delivered_events_only_and_deletes_are_final() -> None:
