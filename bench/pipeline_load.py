@@ -2,11 +2,12 @@
 
 For each number of embedding workers (``--workers 1,2``), a fresh stack on the project's own
 broker (``LocalKafka``): the prompt processor, the embedding workers and the query service as
-processes, exactly as ``feedline demo`` runs them, with their default settings and the
-bundled all-MiniLM-L6-v2. After a backfill (every member's profile and ``--backfill-posts``
-posts, indexed), the bench publishes a seeded mix (``--mix``: new posts, engagements, profile
-changes; ``feedline.soak_workload``) paced at a constant rate, in steps that grow by
-``--growth`` from ``--start-rate`` events/s:
+processes, exactly as ``feedline demo`` runs them, with their default settings and the bundled
+all-MiniLM-L6-v2, except that W embedding workers on C cores get C/W torch threads each
+(``FEEDLINE_ENCODER_TORCH_THREADS``), as the README advises. After a backfill (every member's
+profile and ``--backfill-posts`` posts, indexed), the bench publishes a seeded mix (``--mix``:
+new posts, engagements, profile changes; ``feedline.soak_workload``) paced at a constant rate,
+in steps that grow by ``--growth`` from ``--start-rate`` events/s:
 
 - every 2 s it reads each stage's backlog: the prompt processor's and the embedding workers'
   consumer-group lag (committed offsets; ``streams.lag``) and the index feed's lag
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import socket
 import tempfile
@@ -120,9 +122,15 @@ def stack(
             "FEEDLINE_INDEX_SNAPSHOT_DIR": str(workdir / "snapshots"),
         }
         logs = workdir / "logs"
+        # W embedding workers on C cores: C/W torch threads each (models/settings.py)
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        embed_env = {**env, "FEEDLINE_ENCODER_TORCH_THREADS": str(threads)}
         roles = RoleGroup(
             RoleProcess("prompts", ["worker", "prompts"], env, logs),
-            *(RoleProcess(f"embed{i}", ["worker", "embed"], env, logs) for i in range(workers)),
+            *(
+                RoleProcess(f"embed{i}", ["worker", "embed"], embed_env, logs)
+                for i in range(workers)
+            ),
             RoleProcess("serve", ["serve", "--port", str(port)], env, logs),
         )
         with roles:

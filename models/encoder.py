@@ -15,6 +15,11 @@ Loads a Hugging Face model directory offline (nothing is downloaded), on one of 
 Encoder models (BERT-like) use mean pooling over the attention mask; decoder LLMs use the
 last non-padding token. Forward passes are grouped into token-budget micro-batches.
 
+``EncoderSettings.runtime`` picks what runs those passes: ``torch`` (the default), or, for a
+native BERT encoder, ONNX Runtime on CPU, ``onnx`` (fp32, same ``model_version``) or
+``onnx-int8`` (``model_version`` + ``+int8``); see ``models.onnx_runtime``. Tokenisation,
+batching and the output contract are the same on every runtime.
+
 Example::
 
     encoder = TextEncoder.load(EncoderSettings())
@@ -23,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -38,12 +44,14 @@ from models.bert import BertEncoder
 from models.bert_config import BertConfig, UnsupportedModelError
 from models.encoder_tokenizer import EncoderTokenizer
 from models.errors import ModelLoadError
-from models.settings import EncoderSettings, Pooling
+from models.settings import EncoderSettings, Pooling, Runtime, TorchDtype
 from models.special_tokens import add_percentile_tokens, resize_for_new_tokens
 from processors.batching import token_budget_batches
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from models.onnx_runtime import OnnxModel
 
 Backend = Literal["auto", "native", "transformers"]
 """``auto``: native when the directory is a supported BERT encoder, else transformers."""
@@ -74,13 +82,19 @@ class TextEncoder:
         settings: EncoderSettings,
         pooling: Pooling,
         model_version: str,
+        onnx: OnnxModel | None = None,
     ) -> None:
         self.model = model
+        """The torch module (kept on the ONNX runtimes too: ``dim``, ``backend``, re-export)."""
+        self.onnx = onnx
+        """The ONNX Runtime session that runs forward passes instead of ``model``, if any."""
         self.tokenizer = tokenizer
         self.settings = settings
         self.pooling = pooling
         self.model_version = model_version
         self.device = next(model.parameters()).device
+        self.compute_dtype = compute_dtype(settings.torch_dtype, self.device)
+        """What the torch runtime computes in (autocast); float32 means no autocast."""
         self.dim = int(model.config.hidden_size)
         self._lock = threading.Lock()
         self.tokens_encoded = 0
@@ -92,30 +106,48 @@ class TextEncoder:
 
         ``backend="transformers"`` gives a transformers ``PreTrainedModel`` and tokenizer (what
         training needs); ``"native"`` raises ``UnsupportedModelError`` rather than fall back.
+        The ONNX runtimes need the native path and export (or reuse) the ONNX file here.
         """
         path = settings.model_path or default_model_path()
         if not (path / "config.json").exists():
             raise ModelLoadError(f"{path} is not a Hugging Face model directory (no config.json)")
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        loaded = _load(path, settings, backend)
+        loaded = _load_for_runtime(path, settings, backend)
         resize_for_new_tokens(loaded.model, loaded.tokenizer, loaded.new_tokens)
         module: torch.nn.Module = loaded.model
         module.to(_device(settings)).eval()
         version = encoder_version(path, loaded.new_tokens)
+        onnx = None
+        if settings.runtime != "torch":
+            from models.onnx_runtime import load_onnx_model, runtime_version
+
+            assert isinstance(loaded.model, BertEncoder)  # _load_for_runtime made sure
+            onnx = load_onnx_model(
+                loaded.model, loaded.tokenizer, loaded.pooling, version, settings
+            )
+            version = runtime_version(version, settings.runtime)
         log.info(
-            "loaded encoder %s (%s, %s pooling, dim %d)",
+            "loaded encoder %s (%s on %s, %s pooling, dim %d)",
             version,
             type(module).__name__,
+            settings.runtime,
             loaded.pooling,
             loaded.model.config.hidden_size,
         )
-        return cls(loaded.model, loaded.tokenizer, settings, loaded.pooling, version)
+        return cls(loaded.model, loaded.tokenizer, settings, loaded.pooling, version, onnx)
 
     @property
     def backend(self) -> Literal["native", "transformers"]:
         """Which path loaded the model (see the module docstring)."""
         return "native" if isinstance(self.model, BertEncoder) else "transformers"
+
+    @property
+    def runtime(self) -> Runtime:
+        """What runs the forward passes: ``torch``, ``onnx`` or ``onnx-int8``."""
+        if self.onnx is None:
+            return "torch"
+        return "onnx-int8" if self.onnx.precision == "int8" else "onnx"
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text after truncation to ``max_length``."""
@@ -132,10 +164,18 @@ class TextEncoder:
             lengths = self._token_lengths(texts)
             self.tokens_encoded += sum(lengths)
             for batch in token_budget_batches(
-                lengths, self.settings.batch_max_tokens, self.settings.batch_max_items
+                lengths, self.batch_max_tokens, self.settings.batch_max_items
             ):
                 out[batch] = self._forward([texts[i] for i in batch])
         return out
+
+    @property
+    def batch_max_tokens(self) -> int:
+        """Padded tokens per forward pass: the setting, capped lower on ONNX Runtime (see
+        ``models.onnx_runtime``)."""
+        if self.onnx is None:
+            return self.settings.batch_max_tokens
+        return min(self.settings.batch_max_tokens, self.onnx.batch_max_tokens)
 
     def _token_lengths(self, texts: Sequence[str]) -> list[int]:
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.settings.max_length)[
@@ -151,10 +191,14 @@ class TextEncoder:
             max_length=self.settings.max_length,
             return_tensors="pt",
         )
+        if self.onnx is not None:
+            return self.onnx.run(batch)  # (B, D), pooled and normalised in the graph
         inputs = {name: tensor.to(self.device) for name, tensor in batch.items()}
-        hidden = self.model(**inputs).last_hidden_state  # (B, T, D)
+        low_precision = self.compute_dtype != torch.float32
+        with torch.autocast(self.device.type, self.compute_dtype, enabled=low_precision):
+            hidden = self.model(**inputs).last_hidden_state  # (B, T, D)
         mask = inputs["attention_mask"]  # (B, T)
-        pooled = pool(hidden, mask, self.pooling)  # (B, D)
+        pooled = pool(hidden.float(), mask, self.pooling)  # (B, D)
         return torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
 
 
@@ -166,6 +210,23 @@ class _Loaded(NamedTuple):
     new_tokens: list[str]
     """Percentile wrappers the tokenizer did not have (the embedding matrix grows by these)."""
     pooling: Pooling
+
+
+def _load_for_runtime(path: Path, settings: EncoderSettings, backend: Backend) -> _Loaded:
+    """``_load``, held to the native path when ``settings.runtime`` is an ONNX one (only
+    ``BertEncoder`` is exported), with a ``ModelLoadError`` that says so otherwise."""
+    if settings.runtime == "torch":
+        return _load(path, settings, backend)
+    advice = "use FEEDLINE_ENCODER_RUNTIME=torch for this model"
+    if backend == "transformers":
+        raise ModelLoadError(f"runtime {settings.runtime!r} runs the native path only; {advice}")
+    try:
+        return _load_native(path, settings)
+    except UnsupportedModelError as error:
+        raise ModelLoadError(
+            f"runtime {settings.runtime!r} needs a BERT encoder the native path loads, "
+            f"and {error}; {advice}"
+        ) from error
 
 
 def _load(path: Path, settings: EncoderSettings, backend: Backend) -> _Loaded:
@@ -260,7 +321,41 @@ def _is_causal_lm(config: object) -> bool:
     return any(a.endswith("ForCausalLM") for a in architectures)
 
 
+def compute_dtype(setting: TorchDtype, device: torch.device) -> torch.dtype:
+    """The torch runtime's compute precision for ``setting`` on ``device`` (see
+    ``EncoderSettings.torch_dtype``): ``auto`` is float16 on CUDA, bfloat16 on a CPU with
+    AMX-BF16 tiles (elsewhere CPU bfloat16 is emulated and slower than float32), else
+    float32."""
+    if setting != "auto":
+        return getattr(torch, setting)
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and "amx_bf16" in cpu_flags():
+        return torch.bfloat16
+    return torch.float32
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def _device(settings: EncoderSettings) -> torch.device:
+    if settings.runtime != "torch":
+        if settings.device == "cuda":
+            raise ModelLoadError(
+                f"runtime {settings.runtime!r} runs on CPU; set FEEDLINE_ENCODER_DEVICE=cpu "
+                "(or auto), or FEEDLINE_ENCODER_RUNTIME=torch for CUDA"
+            )
+        return torch.device("cpu")  # the torch module only feeds the export
     if settings.device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(settings.device)

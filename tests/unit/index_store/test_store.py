@@ -382,6 +382,7 @@ def test_search_sets_faiss_threads_in_its_own_thread_and_restores_them(
 
 @pytest.mark.parametrize(("backend", "expected"), [("flat", 0), ("hnsw", 1), ("ivf", 1)])
 def test_auto_search_threads_is_one_for_probing_backends(backend: str, expected: int) -> None:
-    assert IndexStore(DIM, MODEL, settings=IndexSettings(backend=backend)).search_threads == expected
+    auto = IndexSettings(backend=backend)
+    assert IndexStore(DIM, MODEL, settings=auto).search_threads == expected
     explicit = IndexSettings(backend=backend, search_threads=2)
     assert IndexStore(DIM, MODEL, settings=explicit).search_threads == 2

@@ -21,6 +21,7 @@ from models import (
     model_version,
     pool,
 )
+from models import encoder as encoder_module
 from models.encoder import MODEL_CARD_FILE
 from tests.tiny_models import save_tiny_model
 
@@ -221,3 +222,50 @@ def test_pooling_setting_overrides_auto(tiny_llama: Path) -> None:
     decoder = TextEncoder.load(EncoderSettings(model_path=tiny_llama, pooling="mean"))
     assert decoder.pooling == "mean"
     assert decoder.encode(["hello"]).shape == (1, 32)
+
+
+# --- compute precision ---------------------------------------------------------------------
+
+
+def test_bfloat16_autocast_keeps_the_embeddings_and_the_version(encoder: TextEncoder) -> None:
+    """bfloat16 (the default on CPUs with AMX) must be interchangeable with float32: it keeps
+    the model_version, so the index mixes its vectors with float32 ones."""
+    assert encoder.compute_dtype == torch.float32  # tests/conftest.py pins float32
+    bf16 = TextEncoder.load(EncoderSettings(torch_dtype="bfloat16"))
+    assert bf16.compute_dtype == torch.bfloat16
+    assert bf16.model_version == encoder.model_version
+    ours, reference = bf16.encode(TEXTS), encoder.encode(TEXTS)
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    cosines = (ours * reference).sum(axis=1)
+    assert cosines.min() >= 0.9999, cosines
+    assert not np.array_equal(ours, reference)  # it did compute in bfloat16
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "flags", "expected"),
+    [
+        ("auto", "cpu", {"avx512f", "amx_bf16", "amx_tile"}, torch.bfloat16),
+        ("auto", "cpu", {"avx2", "avx512f"}, torch.float32),
+        ("auto", "cuda", set(), torch.float16),
+        ("float32", "cpu", {"amx_bf16"}, torch.float32),
+        ("float16", "cpu", set(), torch.float16),
+        ("bfloat16", "cuda", set(), torch.bfloat16),
+    ],
+)
+def test_auto_precision_follows_the_hardware(
+    setting: str,
+    device: str,
+    flags: set[str],
+    expected: torch.dtype,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(encoder_module, "cpu_flags", lambda: frozenset(flags))
+    assert encoder_module.compute_dtype(setting, torch.device(device)) == expected  # type: ignore[arg-type]
+
+
+def test_cpu_flags_read_proc_cpuinfo() -> None:
+    flags = encoder_module.cpu_flags()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists() and "\nflags" in cpuinfo.read_text():  # x86 Linux
+        assert "fpu" in flags  # every x86 CPU has it
