@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration soak bench bench-workers bench-restart bench-store bench-lag bench-index-1m bench-gpu bench-dual lock schemas clean promtool
+.PHONY: setup demo test check unit integration soak bench bench-load bench-workers bench-restart bench-store bench-lag bench-index-1m bench-gpu bench-dual lock schemas clean promtool
 
 setup: $(STAMP) promtool  ## create .venv with the locked dependencies and feedline installed (editable)
 
@@ -50,12 +50,18 @@ bench: setup  ## the CPU benchmarks; one JSON object per line (DESIGN.md "Benchm
 	$(BIN)/python -m bench.index_snapshot --size 200000 --backends flat,ivf
 	$(BIN)/python -m bench.gr_scoring --candidates 100,500
 	$(BIN)/python -m bench.gr_quality
+	$(BIN)/python -m bench.embed_throughput --posts 128 --members 64
+	$(BIN)/python -m bench.query_http --size 200000 --backends ivf --requests 1000 --rounds 2
+	$(BIN)/python -m bench.query_http --size 200000 --backends flat --requests 100 --rounds 1
 
 bench-workers: setup  ## prompt and embedding worker throughput beside their pre-issue-12 commit paths (about 8 minutes)
 	$(BIN)/python -m bench.worker_throughput
 
 bench-restart: setup  ## restart-to-first-record per role after kill -9, RocksDB beside the memory store (about 60 minutes with 1M posts)
 	$(BIN)/python -m bench.restart_time
+
+bench-load: setup  ## the whole stack ramped to capacity, then freshness at half of it, 1 and 2 embedding workers (about 15 minutes)
+	$(BIN)/python -m bench.pipeline_load --workers 1,2
 
 bench-store: setup  ## prompt-processor throughput on the RocksDB store beside the memory store (about 4 minutes)
 	$(BIN)/python -m bench.prompt_store

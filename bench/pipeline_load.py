@@ -74,6 +74,8 @@ COMMIT_ALLOWANCE_S = 3.0
 """Seconds of input a stage may hold before its growth counts: backlogs are read from
 committed offsets, and the prompt processor commits every 2 s (``commit_interval_s``), so
 its backlog saws up to ~2 s of input (engagements count twice: their repartition too)."""
+MIN_BACKLOG = 50
+"""... and at low rates a few dozen messages (one commit's worth) are no sign of falling behind."""
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,8 @@ def judge(backlogs: Backlogs, rate: float, config: LoadConfig) -> str | None:
     """None when the step was sustained, else the stage that fell behind worst.
 
     Over the step's second half a stage is behind when its backlog grows faster than 5% of
-    the offered rate while holding more than ``COMMIT_ALLOWANCE_S`` of input (below that,
+    the offered rate while holding more than ``COMMIT_ALLOWANCE_S`` of input and
+    ``MIN_BACKLOG`` messages (below that,
     the sawtooth of periodic commits looks like growth), or when it holds more than
     ``max_backlog_s``.
     """
@@ -283,7 +286,7 @@ def judge(backlogs: Backlogs, rate: float, config: LoadConfig) -> str | None:
         growth = backlogs.slope(stage, half) / rate
         held_s = backlogs.peak(stage, half) / rate
         excess = (held_s - config.max_backlog_s) / config.max_backlog_s
-        if held_s > COMMIT_ALLOWANCE_S:
+        if held_s > COMMIT_ALLOWANCE_S and backlogs.peak(stage, half) > MIN_BACKLOG:
             excess = max(excess, growth - GROWTH_SLACK)
         if excess > worst_excess:
             worst, worst_excess = stage, excess

@@ -240,6 +240,7 @@ def test_bfloat16_autocast_keeps_the_embeddings_and_the_version(encoder: TextEnc
     cosines = (ours * reference).sum(axis=1)
     assert cosines.min() >= 0.9999, cosines
     assert not np.array_equal(ours, reference)  # it did compute in bfloat16
+    assert encoder_module.ONEDNN_CACHE_ENV in os.environ  # oneDNN's shape cache bounded
 
 
 @pytest.mark.parametrize(
