@@ -392,24 +392,20 @@ def measure(
                     "in-process IndexStore.search, same index and queries",
                     float(np.median([np.percentile(b.seconds, q) * 1000 for _, b in rounds])),
                 )
-            emit(
-                BENCH,
-                config,
-                "throughput",
-                float(np.median([h.rate for h, _ in rounds])),
-                "requests/s",
-                "in-process IndexStore.search",
-                float(np.median([b.rate for _, b in rounds])),
+            summaries: tuple[tuple[str, str, Callable[[Timed], float]], ...] = (
+                ("throughput", "requests/s", lambda t: t.rate),
+                ("server_cpu_per_request", "ms", lambda t: t.cpu_ms_per_request),
             )
-            emit(
-                BENCH,
-                config,
-                "server_cpu_per_request",
-                float(np.median([h.cpu_ms_per_request for h, _ in rounds])),
-                "ms",
-                "in-process IndexStore.search",
-                float(np.median([b.cpu_ms_per_request for _, b in rounds])),
-            )
+            for metric, unit, of in summaries:
+                emit(
+                    BENCH,
+                    config,
+                    metric,
+                    float(np.median([of(h) for h, _ in rounds])),
+                    unit,
+                    "in-process IndexStore.search",
+                    float(np.median([of(b) for _, b in rounds])),
+                )
     return identical
 
 

@@ -386,3 +386,10 @@ def test_auto_search_threads_is_one_for_probing_backends(backend: str, expected:
     assert IndexStore(DIM, MODEL, settings=auto).search_threads == expected
     explicit = IndexSettings(backend=backend, search_threads=2)
     assert IndexStore(DIM, MODEL, settings=explicit).search_threads == 2
+
+
+@pytest.mark.parametrize("bad", ["-1", "two", "1.5"])
+def test_bad_search_threads_are_refused(bad: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEEDLINE_INDEX_SEARCH_THREADS", bad)
+    with pytest.raises(ValueError, match="search_threads"):
+        IndexSettings()

@@ -270,3 +270,12 @@ def test_cpu_flags_read_proc_cpuinfo() -> None:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists() and "\nflags" in cpuinfo.read_text():  # x86 Linux
         assert "fpu" in flags  # every x86 CPU has it
+
+
+@pytest.mark.parametrize("bad", ["fp8", "int8", "", "Float32"])
+def test_an_unknown_precision_is_refused_with_the_setting_named(
+    bad: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEEDLINE_ENCODER_TORCH_DTYPE", bad)
+    with pytest.raises(ValueError, match="torch_dtype"):
+        EncoderSettings()
