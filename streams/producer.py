@@ -19,7 +19,7 @@ from types import TracebackType
 
 from confluent_kafka import KafkaError, Message
 
-from schemas import Engagement, MemberProfile, PostCreated, PostDeleted, encode
+from schemas import Engagement, MemberProfile, PostCreated, PostDeleted
 from streams.errors import ProduceError
 from streams.kafka_clients import confluent_producer
 from streams.settings import KafkaSettings
@@ -79,22 +79,44 @@ class EventProducer:
 
     def publish(self, event: ProducerEvent) -> None:
         """Queue one event for its topic; delivery is confirmed by ``flush()``."""
+        topic, key_of = self._route(event)
+        value = event.__pydantic_serializer__.to_json(event)  # schemas.encode, inlined
+        key = key_of(event).encode()
         try:
-            topic, key_of = self._routes[type(event)]
+            self._producer.produce(topic, value, key)
+        except BufferError:
+            self._produce_when_room(topic, key, value, None)
+        self._produced += 1
+
+    def publish_many(self, events: Iterable[ProducerEvent]) -> int:
+        """Queue every event (a bulk load); returns how many. Confirm with ``flush()``.
+
+        ``publish`` in one loop with its lookups hoisted; an event of the wrong type raises
+        ``TypeError`` with every event before it queued (and counted)."""
+        produce, routes, count = self._producer.produce, self._routes, 0
+        try:
+            for event in events:
+                route = routes.get(type(event))
+                topic, key_of = route if route is not None else self._route(event)
+                value = event.__pydantic_serializer__.to_json(event)
+                key = key_of(event).encode()
+                try:
+                    produce(topic, value, key)
+                except BufferError:
+                    self._produce_when_room(topic, key, value, None)
+                count += 1
+        finally:
+            self._produced += count
+        return count
+
+    def _route(self, event: ProducerEvent) -> tuple[str, attrgetter[str]]:
+        try:
+            return self._routes[type(event)]
         except KeyError:
             raise TypeError(
                 f"{type(event).__name__} is not a producer event; one of "
                 + ", ".join(t.__name__ for t in ROUTES)
             ) from None
-        self._produce(topic, str(key_of(event)).encode(), encode(event), None)
-
-    def publish_many(self, events: Iterable[ProducerEvent]) -> int:
-        """Queue every event (a bulk load); returns how many. Confirm with ``flush()``."""
-        count = 0
-        for event in events:
-            self.publish(event)
-            count += 1
-        return count
 
     def publish_raw(
         self,
@@ -105,9 +127,10 @@ class EventProducer:
     ) -> None:
         """Queue raw bytes, unvalidated: for tools and tests, not for event producers."""
         wire: Headers | None = list(headers) if headers else None
-        self._produce(topic, key, value, wire)
+        self._produce_when_room(topic, key, value, wire)
+        self._produced += 1
 
-    def _produce(
+    def _produce_when_room(
         self,
         topic: str,
         key: bytes | None,
@@ -120,7 +143,6 @@ class EventProducer:
                     self._producer.produce(topic, value, key, headers=headers)
                 else:
                     self._producer.produce(topic, value, key)
-                self._produced += 1
                 return
             except BufferError:  # local queue full: let deliveries drain, then retry
                 self._producer.poll(0.1)
