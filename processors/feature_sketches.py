@@ -10,6 +10,13 @@ serialised in a table. The table's changelog makes the sketches survive restarts
 A post's percentile is read from its own partition's sketch: partitions are a uniform sample
 of posts by key, so every partition estimates the same distribution, independently of which
 worker owns which partitions.
+
+Rebuilds read the partition's current values from an in-memory mirror, not from the counts
+table: the table holds every partition's posts (and on RocksDB each read decodes JSON), so a
+scan per rebuild cost the whole table every ``refresh_every`` changes. The mirror of a
+partition is filled by one scan of the table at its first rebuild and then kept current by
+``note_change``; ``forget()`` drops it when partitions move, as the next owner's changes do
+not pass through here. It costs about 150 bytes per owned post.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ class PartitionSketches:
         self.refresh_every = refresh_every
         self._changes: dict[int, int] = {}
         self._cache: dict[str, tuple[int, PercentileSketch]] = {}
+        self._mirrors: dict[int, dict[str, tuple[int | None, ...]]] = {}
+        """partition → post_id → the post's values in ``FEATURES`` order (None: unknown)."""
 
     def percentiles(
         self, sketches: Table, partition: int, values: Mapping[str, int]
@@ -55,8 +64,15 @@ class PartitionSketches:
         """Each value's percentile among its partition's posts (100 before any sketch exists)."""
         return {f: self._sketch(sketches, f, partition).percentile(v) for f, v in values.items()}
 
-    def note_change(self, sketches: Table, counts: Table, partition: int) -> bool:
-        """Count a change on ``partition``; rebuild its sketches when due. True if rebuilt."""
+    def note_change(
+        self, sketches: Table, counts: Table, post_id: str, current: PostCounts
+    ) -> bool:
+        """Count a change of ``post_id`` (now ``current``, as stored in ``counts``) on its
+        partition; rebuild that partition's sketches when due. True if rebuilt."""
+        partition = current.partition
+        mirror = self._mirrors.get(partition)
+        if mirror is not None:
+            mirror[post_id] = _row(current)
         changes = self._changes.get(partition, 0) + 1
         population = self._population(sketches, partition)
         if changes < max(1, min(self.refresh_every, population // 10)):
@@ -66,12 +82,20 @@ class PartitionSketches:
         self._changes[partition] = 0
         return True
 
+    def forget(self) -> None:
+        """Drop every partition's mirror (partitions moved): the next rebuild reads the table."""
+        self._mirrors.clear()
+
     def _rebuild(self, sketches: Table, counts: Table, partition: int) -> None:
-        owned = [
-            PostCounts.model_validate(v) for v in counts.values() if v["partition"] == partition
-        ]
-        for feature in FEATURES:
-            values = (c.values()[feature] for c in owned if feature in c.values())
+        mirror = self._mirrors.get(partition)
+        if mirror is None:
+            mirror = self._mirrors[partition] = {
+                post_id: _row(PostCounts.model_validate(stored))
+                for post_id, stored in counts.items()
+                if stored["partition"] == partition
+            }
+        for column, feature in enumerate(FEATURES):
+            values = (v for row in mirror.values() if (v := row[column]) is not None)
             sketch = PercentileSketch.of(values, self.k)
             key = f"{feature}@{partition}"
             generation = int((sketches.get(key) or {}).get("generation", 0)) + 1
@@ -92,3 +116,7 @@ class PartitionSketches:
             cached = (int(stored["generation"]), PercentileSketch.from_b64(stored["b64"]))
             self._cache[key] = cached
         return cached[1]
+
+
+def _row(counts: PostCounts) -> tuple[int | None, ...]:
+    return tuple(getattr(counts, feature) for feature in FEATURES)

@@ -20,6 +20,9 @@
   and ``refetch()`` serve the committer's stall check.
 * ``TrackedTable``: a ``faust.Table`` whose changelog writes are handed to a
   ``DeliveryTracker``, so a commit waits for them too.
+* ``ready_batches(stream, max_size)``: a stream's records in batches of what is already
+  fetched; ``current_event(event)`` makes a record of a batch faust's current event again,
+  which a table write needs.
 
 ``use_feedline_transport(app, backoff)`` installs the transport on an app (faust's public
 ``transport``/``producer_transport`` setters), before its consumer or producer exist;
@@ -29,11 +32,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 import aiokafka
 import faust
+from faust import streams as faust_streams
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -230,3 +236,40 @@ class TrackedTable(faust.Table):
         future = super().send_changelog(*args, **kwargs)
         self.deliveries.track(future)
         return future
+
+
+@contextmanager
+def current_event(event: faust.types.EventT) -> Iterator[None]:
+    """Make ``event`` faust's current event while the block runs, as faust's stream does for
+    each record it yields (``Stream._c_aiter`` sets the ``faust.streams._current_event``
+    context variable). A table takes a written key's partition from the current event (its
+    changelog partition and, on RocksDB, its database), and by the time a batch of
+    ``ready_batches`` is handled faust's current event is its last record; faust has no
+    public setter, hence the private name.
+    """
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+async def ready_batches(
+    stream: faust.StreamT[Any], max_size: int
+) -> AsyncIterator[list[faust.types.EventT]]:
+    """The stream's events in batches of whatever is already fetched, up to ``max_size``.
+
+    A batch ends when it is full or when the stream's channel has nothing more queued, so it
+    never waits for records that have not arrived: under a backlog batches fill up, when idle
+    each record is a batch of one and is handled at once. (faust's ``Stream.take_events``
+    instead waits its ``within`` for every batch that is not full: at 10 ms, the member side
+    took batches of ~40 and spent two thirds of its time waiting.)
+    """
+    channel = stream.channel
+    queue = channel.queue if isinstance(channel, faust.types.ChannelT) else None
+    batch: list[faust.types.EventT] = []
+    async for event in stream.events():
+        batch.append(event)
+        if len(batch) >= max_size or queue is None or queue.empty():
+            yield batch
+            batch = []

@@ -20,16 +20,18 @@ topics) and this committer decides instead, per record:
 1. ``admit``: the ``OffsetLedger`` verdict. The first record of a newly assigned partition
    makes it look up where the group resumes (committed offset or log start). A record above
    the expected offset makes it seek the partition back, so nothing is ever skipped.
-2. the agent handles the record and sends its outputs; every send is tracked
-   (``DeliveryTracker``), table changelog writes included (``TrackedTable``);
-3. ``processed``: the ledger moves past the record.
+2. the agent handles the record;
+3. ``processed``: the ledger moves past the record;
+4. at the end of the batch the agent sends the batch's outputs and table writes; every send
+   is tracked (``DeliveryTracker``), changelog writes included (``TrackedTable``). The agent
+   holds its ``handling`` lock from its batch's first ``admit`` to its last send.
 
 ``commit()`` (on a timer, when partitions are revoked and at shutdown) takes the ledger's
-commit point and the pending sends at one instant, waits until those sends are acknowledged,
-and only then commits. A failed send raises ``DeliveryFailed``, which stops the worker: it
-restarts from the last commit, at-least-once. On revocation the committer first waits for
-the records in hand (each agent holds its ``handling`` lock around one record), commits, and
-forgets the revoked partitions, so a partition's next owner starts where this one stopped.
+commit point and the pending sends at one instant between batches (every ``handling`` lock
+held), waits until those sends are acknowledged, and only then commits. A failed send raises
+``DeliveryFailed``, which stops the worker: it restarts from the last commit, at-least-once.
+On revocation the committer first waits for the batches in hand, commits, and forgets the
+revoked partitions, so a partition's next owner starts where this one stopped.
 
 ``refetch_stalled()`` (on a timer) is the liveness half: a partition whose log has records
 past the expected offset but that delivered nothing for ``stall_s`` is sought back to the
@@ -44,8 +46,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Protocol
 
 from faust.types import TP
@@ -109,7 +111,7 @@ class PromptCommitter:
         self._lookup_lock = asyncio.Lock()
 
     def handling(self, agent: str) -> asyncio.Lock:
-        """The lock ``agent`` holds while it handles one record (revocation waits for it)."""
+        """The lock ``agent`` holds while it handles one batch (commits wait for it)."""
         return self._handling.setdefault(agent, asyncio.Lock())
 
     async def admit(self, tp: TP, offset: int) -> bool:
@@ -129,25 +131,36 @@ class PromptCommitter:
         return False
 
     def processed(self, tp: TP, offset: int) -> None:
-        """The record of ``tp`` at ``offset`` was handled and its sends are tracked."""
+        """The record of ``tp`` at ``offset`` was handled; its sends are tracked before its
+        agent's ``handling`` lock is released (call under it)."""
         self.ledger.processed(tp, offset)
 
     async def commit(self) -> None:
         """Commit every processed offset whose sends are acknowledged.
 
+        The commit point and the sends it depends on are taken between batches (every agent's
+        ``handling`` lock held for that instant only): inside a batch, records are marked
+        processed as they are handled while their table writes and outputs are sent at its
+        end.
+
         Raises:
             DeliveryFailed: a send failed or timed out; nothing was committed.
         """
         async with self._commit_lock:
-            offsets = self.ledger.commit_point()
-            if not offsets:
-                return
-            await self.deliveries.settle(self.deliveries.snapshot(), self.delivery_timeout_s)
-            if await self._consumer().commit_offsets(offsets):
-                self.ledger.committed(offsets)
-                self.metrics.commits.labels("committed").inc()
-            else:
-                self.metrics.commits.labels("rebalanced").inc()
+            async with self._between_batches():
+                offsets = self.ledger.commit_point()
+                sends = self.deliveries.snapshot()
+            await self._commit(offsets, sends)
+
+    async def _commit(self, offsets: dict[TP, int], sends: list[asyncio.Future[object]]) -> None:
+        if not offsets:
+            return
+        await self.deliveries.settle(sends, self.delivery_timeout_s)
+        if await self._consumer().commit_offsets(offsets):
+            self.ledger.committed(offsets)
+            self.metrics.commits.labels("committed").inc()
+        else:
+            self.metrics.commits.labels("rebalanced").inc()
 
     async def refetch_stalled(self) -> list[TP]:
         """Seek back and refetch every owned partition that has records past its expected
@@ -179,14 +192,20 @@ class PromptCommitter:
         return stalled
 
     async def on_revoked(self, revoked: Iterable[TP]) -> None:
-        """Let the records in hand finish, commit, and forget ``revoked``."""
-        async with AsyncExitStack() as stack:
-            for lock in list(self._handling.values()):
-                await stack.enter_async_context(lock)
-            await self.commit()
+        """Let the batches in hand finish, commit, and forget ``revoked``."""
+        async with self._commit_lock, self._between_batches():
+            await self._commit(self.ledger.commit_point(), self.deliveries.snapshot())
             self.ledger.revoke(revoked)
             for tp in revoked:
                 self._last_seen.pop(tp, None)
+
+    @asynccontextmanager
+    async def _between_batches(self) -> AsyncIterator[None]:
+        """Hold every agent's ``handling`` lock: no batch is half handled meanwhile."""
+        async with AsyncExitStack() as stack:
+            for lock in list(self._handling.values()):
+                await stack.enter_async_context(lock)
+            yield
 
     async def _look_up(self, tp: TP) -> None:
         """Assign ``tp`` (and every other assigned partition not known yet, in one lookup) at

@@ -196,7 +196,7 @@ class PromptHandlers:
         self, post_id: str, counts: PostCounts, tables: PromptTables
     ) -> dict[str, int]:
         tables.post_counts[post_id] = counts.model_dump(mode="json")
-        self.sketches.note_change(tables.sketches, tables.post_counts, counts.partition)
+        self.sketches.note_change(tables.sketches, tables.post_counts, post_id, counts)
         return self.sketches.percentiles(tables.sketches, counts.partition, counts.values())
 
     def _post_decided(self, decision: PostDecision, tables: PromptTables) -> list[Outgoing]:
@@ -246,7 +246,9 @@ class PromptHandlers:
             state = _load(MemberState, tables.members, event.member_id) or MemberState(
                 member_id=event.member_id
             )
-            return self._member_changed(state, "engagement", event.ts_ms, partition, tables)
+            return self._member_changed(
+                state, "engagement", event.ts_ms, partition, tables, updated
+            )
         if event.action == "impression":
             more = member_state.add_impression(negatives, history, event, self.policy)
             if more is not None:
@@ -260,8 +262,13 @@ class PromptHandlers:
         event_time_ms: int,
         partition: int,
         tables: PromptTables,
+        history: MemberHistory | None = None,
     ) -> list[Outgoing]:
-        history = _load(MemberHistory, tables.member_history, state.member_id) or MemberHistory()
+        """``history``: the member's, when the caller has it already (else it is loaded)."""
+        if history is None:
+            history = (
+                _load(MemberHistory, tables.member_history, state.member_id) or MemberHistory()
+            )
         decision = member_state.on_change(
             state,
             history,
@@ -274,7 +281,8 @@ class PromptHandlers:
         self._count_decision("member", decision.reason)
         tables.members[state.member_id] = decision.state.model_dump(mode="json")
         if decision.prompt is None:
-            tables.member_pending[state.member_id] = partition
+            if tables.member_pending.get(state.member_id) != partition:
+                tables.member_pending[state.member_id] = partition
             return []
         tables.member_pending.pop(state.member_id, None)
         return self._prompt(decision.prompt)

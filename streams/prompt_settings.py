@@ -76,6 +76,13 @@ class PromptWorkerSettings(BaseSettings):
         "fetched again from its next expected offset",
     )
     stall_check_s: float = Field(5.0, gt=0, description="how often stalled partitions are sought")
+    batch_max: int = Field(
+        500,
+        ge=1,
+        description="most records an agent handles as one batch (what is already fetched, "
+        "never waited for); the batch's table writes reach each key, and its changelog, once "
+        "(1: record by record)",
+    )
 
     def prompt_config(self) -> PromptConfig:
         """What shapes prompt text (hashed into ``prompt_version``)."""

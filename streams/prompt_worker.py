@@ -36,7 +36,13 @@ from processors.token_budget import TokenMeter
 from streams.backoff import retry
 from streams.broker_wait import when_broker_answers
 from streams.deliveries import DeliveryTracker
-from streams.faust_transport import Consumer, TrackedTable, use_feedline_transport
+from streams.faust_transport import (
+    Consumer,
+    TrackedTable,
+    current_event,
+    ready_batches,
+    use_feedline_transport,
+)
 from streams.kafka_clients import admin_client
 from streams.metrics import PromptMetrics, serve_metrics
 from streams.prompt_commits import PromptCommitter, ResumeOffsets
@@ -44,6 +50,7 @@ from streams.prompt_handlers import PromptHandlers, PromptTables
 from streams.prompt_settings import PromptWorkerSettings
 from streams.records import Incoming, Outgoing, normalise_headers
 from streams.settings import KafkaSettings
+from streams.table_batch import BatchScope, InPartition, batch_tables, flush_tables
 from streams.table_state import changelog_identity, keep_or_reset
 from streams.topics import (
     ENGAGEMENTS,
@@ -133,13 +140,26 @@ def build_prompt_app(
             deliveries.track(delivery)
 
     async def consume(name: str, stream: faust.StreamT[bytes], handle: Handle) -> None:
-        async for event in stream.events():
+        scope = BatchScope()
+        batch = batch_tables(tables, scope)  # this agent's view; the sides own disjoint tables
+        async for taken in ready_batches(stream, settings.batch_max):
             async with committer.handling(name):
-                record = _incoming(event)
-                tp = TP(record.topic, record.partition)
-                if await committer.admit(tp, record.offset):
-                    await publish(handle(record, tables))
-                    committer.processed(tp, record.offset)
+                out: list[Outgoing] = []
+                last_of: dict[int, faust.types.EventT] = {}
+                for event in taken:
+                    if not _current(app, event):
+                        continue  # fetched before a rebalance: faust's own check, redone
+                    record = _incoming(event)
+                    tp = TP(record.topic, record.partition)
+                    with current_event(event):
+                        if await committer.admit(tp, record.offset):
+                            scope.partition = record.partition
+                            out += handle(record, batch)
+                            committer.processed(tp, record.offset)
+                            last_of[record.partition] = event
+                # the batch's sends, tracked, before a commit may see its offsets
+                flush_tables(batch, _in_partition_of(last_of))
+                await publish(out)
 
     @app.agent(app.topic(*post_topics, **RAW), name="post-side", concurrency=1)
     async def post_agent(stream: faust.StreamT[bytes]) -> None:
@@ -171,6 +191,7 @@ def build_prompt_app(
     async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0]
         await committer.on_revoked(revoked)
+        handlers.sketches.forget()  # the partitions' next owners change their posts' counts
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def on_shutdown(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -227,6 +248,20 @@ def run_prompt_worker(
     app, _ = build_prompt_app(kafka, settings, handlers)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
+
+
+def _in_partition_of(events: dict[int, faust.types.EventT]) -> InPartition:
+    """Table writes land in a partition while one of its batch's records is current."""
+    return lambda partition: current_event(events[partition])
+
+
+def _current(app: faust.App, event: faust.types.EventT) -> bool:
+    """Whether ``event`` is still this worker's to handle: not fetched before a rebalance that
+    happened while it waited in a batch. faust's stream skips such records as it reads them
+    (``Stream._c_aiter``); a batch has to ask again when it is handled."""
+    return (
+        app.flow_control.is_active() and event.message.generation_id == app.consumer_generation_id
+    )
 
 
 def _incoming(event: faust.types.EventT) -> Incoming:

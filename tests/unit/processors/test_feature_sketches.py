@@ -23,9 +23,14 @@ def counts_table(partition: int, views: list[int], **fixed: Any) -> Table:
     }
 
 
+def change(sketches: PartitionSketches, table: Table, counts: Table, post_id: str) -> bool:
+    """``note_change`` for ``post_id`` as ``counts`` holds it now."""
+    return sketches.note_change(table, counts, post_id, PostCounts.model_validate(counts[post_id]))
+
+
 def rebuilds(sketches: PartitionSketches, table: Table, counts: Table, n: int, p: int = 0) -> str:
-    """Call ``note_change`` n times on partition p: '1' where it rebuilt, '.' where not."""
-    return "".join("1" if sketches.note_change(table, counts, p) else "." for _ in range(n))
+    """Note n changes of post ``<p>-0``: '1' where it rebuilt, '.' where not."""
+    return "".join("1" if change(sketches, table, counts, f"{p}-0") else "." for _ in range(n))
 
 
 def test_post_counts_values_leave_unknown_followers_out() -> None:
@@ -71,13 +76,13 @@ def test_sketches_are_stored_per_feature_and_partition_with_a_generation() -> No
     sketches = PartitionSketches(k=200, refresh_every=1)
     table: Table = {}
     counts = {**counts_table(0, [1, 2, 3]), **counts_table(1, [4, 5])}
-    sketches.note_change(table, counts, 0)
+    change(sketches, table, counts, "0-0")
     assert set(table) == {f"{f}@0" for f in FEATURES}
     assert {v["generation"] for v in table.values()} == {1}
     assert set(table["views@0"]) == {"b64", "n", "generation"}
     assert table["views@0"]["n"] == 3
-    sketches.note_change(table, counts, 0)
-    sketches.note_change(table, counts, 1)
+    change(sketches, table, counts, "0-0")
+    change(sketches, table, counts, "1-0")
     assert table["likes@0"]["generation"] == 2
     assert table["likes@1"]["generation"] == 1
     assert table["views@1"]["n"] == 2
@@ -91,7 +96,7 @@ def test_followers_none_is_left_out_of_the_sketch() -> None:
         "known-1": PostCounts(partition=0, followers=10).model_dump(),
         "known-2": PostCounts(partition=0, followers=1_000).model_dump(),
     }
-    sketches.note_change(table, counts, 0)
+    change(sketches, table, counts, "0-0")
     assert table["views@0"]["n"] == 5
     assert table["followers@0"]["n"] == 2
     assert sketches.percentiles(table, 0, {"followers": 10}) == {"followers": 50}
@@ -102,7 +107,7 @@ def test_partitions_do_not_influence_each_other() -> None:
     sketches = PartitionSketches(k=200, refresh_every=1_000)
     table: Table = {}
     counts = counts_table(0, list(range(100)))
-    sketches.note_change(table, counts, 0)
+    change(sketches, table, counts, "0-0")
     before = sketches.percentiles(table, 0, {"views": 49})
     assert before == {"views": 50}
     counts |= counts_table(1, [10_000] * 300)
@@ -120,10 +125,10 @@ def test_rebuild_uses_current_counts_not_every_count_ever_seen() -> None:
     sketches = PartitionSketches(k=200, refresh_every=1)
     table: Table = {}
     counts = counts_table(0, [0, 0, 0, 0])
-    sketches.note_change(table, counts, 0)
+    change(sketches, table, counts, "0-0")
     for views in range(1, 50):  # one post climbs; the other three stay at zero
         counts["0-0"]["views"] = views
-        sketches.note_change(table, counts, 0)
+        change(sketches, table, counts, "0-0")
     assert table["views@0"]["n"] == 4
     assert sketches.percentiles(table, 0, {"views": 0}) == {"views": 75}
 
@@ -132,7 +137,7 @@ def test_a_new_instance_over_the_same_table_answers_the_same() -> None:
     first = PartitionSketches(k=200, refresh_every=1)
     table: Table = {}
     counts = counts_table(0, [i * i for i in range(40)], likes=3, followers=7)
-    first.note_change(table, counts, 0)
+    change(first, table, counts, "0-0")
     restored = json.loads(json.dumps(table))  # what a changelogged table gives back
     queries = [{"views": v, "likes": 3, "followers": 7} for v in (0, 5, 100, 400, 2_000)]
     again = PartitionSketches(k=200)
@@ -145,8 +150,39 @@ def test_a_rebuild_by_another_instance_is_seen_through_the_generation() -> None:
     reader, writer = PartitionSketches(k=200), PartitionSketches(k=200, refresh_every=1)
     table: Table = {}
     counts = counts_table(0, [0, 0, 10, 10])
-    writer.note_change(table, counts, 0)
+    change(writer, table, counts, "0-0")
     assert reader.percentiles(table, 0, {"views": 0}) == {"views": 50}  # cached now
     counts |= counts_table(0, [0, 0, 0, 0])  # the same posts, all back to zero views
-    writer.note_change(table, counts, 0)
+    writer.forget()  # changed elsewhere (as after a rebalance): read the table again
+    change(writer, table, counts, "0-0")
     assert reader.percentiles(table, 0, {"views": 0}) == {"views": 100}
+
+
+class CountingTable(dict[str, Any]):
+    """A dict that counts how often all of it is read."""
+
+    scans = 0
+
+    def items(self) -> Any:
+        self.scans += 1
+        return super().items()
+
+
+def test_rebuilds_read_the_table_once_then_follow_the_changes() -> None:
+    sketches = PartitionSketches(k=200, refresh_every=1)
+    table: Table = {}
+    counts = CountingTable({**counts_table(0, [0, 0, 0, 0]), **counts_table(1, [5] * 50)})
+    change(sketches, table, counts, "0-0")
+    assert counts.scans == 1
+    for views in (10, 20, 30):  # post 0-1 climbs; only note_change tells the mirror
+        counts["0-1"] = PostCounts(partition=0, views=views).model_dump(mode="json")
+        change(sketches, table, counts, "0-1")
+    assert counts.scans == 1
+    assert table["views@0"]["n"] == 4  # partition 1's posts stay out
+    assert sketches.percentiles(table, 0, {"views": 30}) == {"views": 100}
+    assert sketches.percentiles(table, 0, {"views": 0}) == {"views": 75}
+    counts["0-9"] = PostCounts(partition=0, views=99).model_dump(mode="json")  # not noted
+    sketches.forget()
+    change(sketches, table, counts, "0-0")
+    assert counts.scans == 2
+    assert table["views@0"]["n"] == 5
