@@ -83,6 +83,12 @@ class PromptWorkerSettings(BaseSettings):
         "never waited for); the batch's table writes reach each key, and its changelog, once "
         "(1: record by record)",
     )
+    table_cache_keys: int = Field(
+        1_000,
+        ge=0,
+        description="values each table keeps decoded in memory across batches (the most "
+        "recently used keys; a member's history can be ~100 KB at history_kept=1000)",
+    )
 
     def prompt_config(self) -> PromptConfig:
         """What shapes prompt text (hashed into ``prompt_version``)."""

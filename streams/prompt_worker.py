@@ -50,7 +50,13 @@ from streams.prompt_handlers import PromptHandlers, PromptTables
 from streams.prompt_settings import PromptWorkerSettings
 from streams.records import Incoming, Outgoing, normalise_headers
 from streams.settings import KafkaSettings
-from streams.table_batch import BatchScope, InPartition, batch_tables, flush_tables
+from streams.table_batch import (
+    BatchScope,
+    InPartition,
+    batch_tables,
+    flush_tables,
+    forget_tables,
+)
 from streams.table_state import changelog_identity, keep_or_reset
 from streams.topics import (
     ENGAGEMENTS,
@@ -73,6 +79,7 @@ RAW: dict[str, Any] = {
 }
 Handle = Callable[[Incoming, PromptTables], list[Outgoing]]
 """``PromptHandlers.on_post_side`` or ``on_member_side``."""
+AGENTS = ("post-side", "member-side")
 TABLES = (
     "posts",
     "post_counts",
@@ -139,9 +146,12 @@ def build_prompt_app(
             )
             deliveries.track(delivery)
 
+    # each agent's view of the tables (the two sides own disjoint tables)
+    scopes = {name: BatchScope() for name in AGENTS}
+    views = {name: batch_tables(tables, scopes[name], settings.table_cache_keys) for name in AGENTS}
+
     async def consume(name: str, stream: faust.StreamT[bytes], handle: Handle) -> None:
-        scope = BatchScope()
-        batch = batch_tables(tables, scope)  # this agent's view; the sides own disjoint tables
+        scope, batch = scopes[name], views[name]
         async for taken in ready_batches(stream, settings.batch_max):
             async with committer.handling(name):
                 out: list[Outgoing] = []
@@ -191,7 +201,10 @@ def build_prompt_app(
     async def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         revoked: set[TP] = args[0]
         await committer.on_revoked(revoked)
-        handlers.sketches.forget()  # the partitions' next owners change their posts' counts
+        # the partitions' next owners change their keys: what this worker remembers is stale
+        handlers.sketches.forget()
+        for view in views.values():
+            forget_tables(view)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def on_shutdown(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -51,16 +51,25 @@ class BatchScope:
 class BatchTable(MutableMapping[str, Any]):
     """A write-behind view of ``table`` for one batch at a time (see the module docstring).
 
-    Reads of the table are kept until ``flush()`` too: within a batch only its own agent
-    writes these keys, through this view."""
+    It also remembers up to ``cache_size`` values it read or wrote, across batches: only its
+    own agent writes these keys, and only through this view, so a remembered value is the
+    table's value for as long as the worker owns the key's partition. ``forget()`` drops them
+    when partitions move (faust then rewrites the table from changelogs)."""
 
-    def __init__(self, table: MutableMapping[str, Any], scope: BatchScope | None = None) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[str, Any],
+        scope: BatchScope | None = None,
+        cache_size: int = 0,
+    ) -> None:
         self.table = table
         self.scope = scope if scope is not None else BatchScope()
+        self.cache_size = cache_size
         self._changes: dict[str, tuple[int, Any]] = {}
         """key → (partition of the record that changed it, last value or ``_DELETED``)."""
-        self._read: dict[str, Any] = {}
-        """What the table answered during this batch (``_ABSENT`` for a missing key)."""
+        self._known: dict[str, Any] = {}
+        """Values read or written (``_ABSENT`` for a missing key), oldest first: this batch's
+        reads, plus up to ``cache_size`` from earlier batches."""
 
     @property
     def pending(self) -> int:
@@ -72,9 +81,9 @@ class BatchTable(MutableMapping[str, Any]):
         change = self._changes.get(key)
         if change is not None:
             return default if change[1] is _DELETED else change[1]
-        value = self._read.get(key, _ABSENT)
-        if value is _ABSENT and key not in self._read:
-            value = self._read[key] = self.table.get(key, _ABSENT)
+        value = self._known.get(key, _ABSENT)
+        if value is _ABSENT and key not in self._known:
+            value = self._known[key] = self.table.get(key, _ABSENT)
         return default if value is _ABSENT else value
 
     def __getitem__(self, key: str) -> Any:
@@ -127,10 +136,17 @@ class BatchTable(MutableMapping[str, Any]):
                         self.table.pop(key, None)
                     else:
                         self.table[key] = value
+                    self._known.pop(key, None)  # re-inserted: the newest go last
+                    self._known[key] = _ABSENT if value is _DELETED else value
         changed = len(self._changes)
         self._changes.clear()
-        self._read.clear()
+        for _ in range(len(self._known) - self.cache_size):
+            del self._known[next(iter(self._known))]
         return changed
+
+    def forget(self) -> None:
+        """Drop every remembered value (partitions moved); changes in hand are kept."""
+        self._known.clear()
 
 
 class _Items(ItemsView[str, Any]):
@@ -147,14 +163,23 @@ class _Values(ValuesView[Any]):
         return (value for _, value in self._mapping._merged())
 
 
-def batch_tables(tables: PromptTables, scope: BatchScope) -> PromptTables:
+def batch_tables(tables: PromptTables, scope: BatchScope, cache_size: int = 0) -> PromptTables:
     """``tables`` with a ``BatchTable`` in front of each, all following ``scope``."""
     return PromptTables(
-        **{f.name: BatchTable(getattr(tables, f.name), scope) for f in fields(tables)}
+        **{f.name: BatchTable(getattr(tables, f.name), scope, cache_size) for f in fields(tables)}
     )
 
 
 def flush_tables(tables: PromptTables, in_partition: InPartition = anywhere) -> int:
     """``flush()`` every ``BatchTable`` of ``tables``; returns the keys written or deleted."""
-    batched = [t for f in fields(tables) if isinstance(t := getattr(tables, f.name), BatchTable)]
-    return sum(table.flush(in_partition) for table in batched)
+    return sum(table.flush(in_partition) for table in _batched(tables))
+
+
+def forget_tables(tables: PromptTables) -> None:
+    """``forget()`` every ``BatchTable`` of ``tables``."""
+    for table in _batched(tables):
+        table.forget()
+
+
+def _batched(tables: PromptTables) -> list[BatchTable]:
+    return [t for f in fields(tables) if isinstance(t := getattr(tables, f.name), BatchTable)]

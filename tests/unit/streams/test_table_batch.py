@@ -170,3 +170,31 @@ def test_batch_tables_front_every_table_and_flush_them_all() -> None:
     assert flush_tables(batch) == 2
     assert tables.posts == {"p": {"v": 1}} and tables.member_pending == {"m": 2}
     assert flush_tables(batch) == 0
+
+
+def test_up_to_cache_size_values_are_remembered_across_batches() -> None:
+    table = RecordingTable({f"k{i}": i for i in range(5)})
+    batch = BatchTable(table, cache_size=2)
+    for key in ("k0", "k1", "k2"):
+        batch.get(key)
+    batch["k3"] = 30
+    batch.flush()  # remembers the newest two: k2 (read), k3 (written)
+    reads = table.reads
+    assert (batch.get("k2"), batch.get("k3")) == (2, 30)
+    assert table.reads == reads
+    assert batch.get("k0") == 0
+    assert table.reads == reads + 1
+    del batch["k3"]
+    batch.flush()
+    assert batch.get("k3") is None and table.reads == reads + 1  # the delete is remembered too
+
+
+def test_forget_drops_what_was_remembered() -> None:
+    table = RecordingTable(a=1)
+    batch = BatchTable(table, cache_size=10)
+    batch.get("a")
+    batch.flush()
+    table["a"] = 2  # e.g. faust recovering the partition from its changelog after a rebalance
+    assert batch.get("a") == 1
+    batch.forget()
+    assert batch.get("a") == 2
