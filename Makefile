@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration soak bench bench-load bench-workers bench-restart bench-store bench-lag bench-index-1m bench-gpu bench-dual lock schemas clean promtool
+.PHONY: setup demo test check unit integration soak bench bench-load bench-workers bench-restart bench-prompts bench-store bench-lag bench-index-1m bench-gpu bench-dual lock schemas clean promtool
 
 setup: $(STAMP) promtool  ## create .venv with the locked dependencies and feedline installed (editable)
 
@@ -41,6 +41,7 @@ soak: setup  ## chaos soak: 100+ kill -9 cycles of roles and the broker, checked
 	$(BIN)/feedline soak $(SOAK_ARGS)
 
 bench: setup  ## the CPU benchmarks; one JSON object per line (DESIGN.md "Benchmarks")
+	$(BIN)/python -m bench.producer
 	$(BIN)/python -m bench.sketch_accuracy
 	$(BIN)/python -m bench.prompt_render
 	$(BIN)/python -m bench.reembed_rate
@@ -62,6 +63,9 @@ bench-restart: setup  ## restart-to-first-record per role after kill -9, RocksDB
 
 bench-load: setup  ## the whole stack ramped to capacity, then freshness at half of it, 1 and 2 embedding workers (about 15 minutes)
 	$(BIN)/python -m bench.pipeline_load --workers 1,2
+
+bench-prompts: setup  ## the prompt processor beside a raw Faust agent counting engagements (about 4 minutes)
+	$(BIN)/python -m bench.prompt_throughput --engagements 20000
 
 bench-store: setup  ## prompt-processor throughput on the RocksDB store beside the memory store (about 4 minutes)
 	$(BIN)/python -m bench.prompt_store
