@@ -24,7 +24,8 @@ topics) and this committer decides instead, per record:
 3. ``processed``: the ledger moves past the record;
 4. at the end of the batch the agent sends the batch's outputs and table writes; every send
    is tracked (``DeliveryTracker``), changelog writes included (``TrackedTable``). The agent
-   holds its ``handling`` lock from its batch's first ``admit`` to its last send.
+   holds its ``handling`` lock from its batch's first ``admit`` to its last send
+   (``batch()``); a batch that raises half way stops all further commits.
 
 ``commit()`` (on a timer, when partitions are revoked and at shutdown) takes the ledger's
 commit point and the pending sends at one instant between batches (every ``handling`` lock
@@ -109,10 +110,26 @@ class PromptCommitter:
         self._handling: dict[str, asyncio.Lock] = {}
         self._commit_lock = asyncio.Lock()
         self._lookup_lock = asyncio.Lock()
+        self.halted: str | None = None
+        """Why nothing may be committed any more (a batch failed half way), if so."""
 
     def handling(self, agent: str) -> asyncio.Lock:
         """The lock ``agent`` holds while it handles one batch (commits wait for it)."""
         return self._handling.setdefault(agent, asyncio.Lock())
+
+    @asynccontextmanager
+    async def batch(self, agent: str) -> AsyncIterator[None]:
+        """Handle one batch of ``agent`` under its ``handling`` lock. A batch that raises
+        (a bug, or the task cancelled at shutdown) may have marked records processed whose
+        sends were never made, so from then on nothing is committed: the worker restarts
+        from the last commit."""
+        async with self.handling(agent):
+            try:
+                yield
+            except BaseException as error:
+                self.halted = f"{agent}: {type(error).__name__}: {error}"
+                log.error("no more commits: a batch failed (%s)", self.halted)
+                raise
 
     async def admit(self, tp: TP, offset: int) -> bool:
         """Whether to process the record of ``tp`` at ``offset`` (call under ``handling``)."""
@@ -153,7 +170,7 @@ class PromptCommitter:
             await self._commit(offsets, sends)
 
     async def _commit(self, offsets: dict[TP, int], sends: list[asyncio.Future[object]]) -> None:
-        if not offsets:
+        if not offsets or self.halted is not None:
             return
         await self.deliveries.settle(sends, self.delivery_timeout_s)
         if await self._consumer().commit_offsets(offsets):

@@ -153,7 +153,7 @@ def build_prompt_app(
     async def consume(name: str, stream: faust.StreamT[bytes], handle: Handle) -> None:
         scope, batch = scopes[name], views[name]
         async for taken in ready_batches(stream, settings.batch_max):
-            async with committer.handling(name):
+            async with committer.batch(name):
                 out: list[Outgoing] = []
                 last_of: dict[int, faust.types.EventT] = {}
                 for event in taken:

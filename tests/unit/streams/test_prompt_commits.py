@@ -153,6 +153,29 @@ async def test_revoke_waits_for_the_record_in_hand_then_commits_and_forgets() ->
     assert not committer.ledger.owns(POSTS[0])
 
 
+async def test_a_batch_that_fails_half_way_stops_every_later_commit() -> None:
+    committer, consumer, _, _ = make()
+    with pytest.raises(KeyError):
+        async with committer.batch("post-side"):
+            assert await committer.admit(POSTS[0], 0)
+            committer.processed(POSTS[0], 0)  # marked, but its sends were never made
+            raise KeyError("a bug")
+    assert committer.halted == "post-side: KeyError: 'a bug'"
+    assert not committer.handling("post-side").locked()
+    await committer.commit()
+    await committer.on_revoked(set(POSTS))
+    assert consumer.commits == []
+
+
+async def test_a_batch_that_completes_is_committed() -> None:
+    committer, consumer, _, _ = make()
+    async with committer.batch("post-side"):
+        assert await committer.admit(POSTS[0], 0)
+        committer.processed(POSTS[0], 0)
+    await committer.commit()
+    assert consumer.commits == [{POSTS[0]: 1}] and committer.halted is None
+
+
 async def test_a_commit_after_a_rebalance_is_counted_and_not_recorded() -> None:
     committer, consumer, _, metrics = make()
     assert await committer.admit(POSTS[0], 0)
