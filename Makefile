@@ -46,8 +46,8 @@ bench: setup  ## the CPU benchmarks; one JSON object per line (DESIGN.md "Benchm
 	$(BIN)/python -m bench.prompt_render
 	$(BIN)/python -m bench.reembed_rate
 	$(BIN)/python -m bench.index_knn --sizes 200000 --backends flat,ivf,hnsw,torch
-	$(BIN)/python -m bench.index_apply --size 200000 --backends flat,ivf,torch
-	$(BIN)/python -m bench.index_filter --size 200000 --backends flat,ivf,hnsw,torch
+	$(BIN)/python -m bench.index_apply --size 200000 --backends flat,ivf
+	$(BIN)/python -m bench.index_filter --size 200000 --backends flat,ivf,hnsw
 	$(BIN)/python -m bench.index_snapshot --size 200000 --backends flat,ivf
 	$(BIN)/python -m bench.gr_scoring --candidates 100,500
 	$(BIN)/python -m bench.gr_quality

@@ -10,6 +10,7 @@ InvalidReason = Literal[
     "schema_invalid",
     "unsupported_schema_version",
     "key_mismatch",
+    "malformed_bundle",
 ]
 
 

@@ -9,7 +9,9 @@ Two sides, each owning tables keyed like its input topics:
 * member side (``members.profile``, ``engagements.by-member``; keyed by member_id): keeps
   profile, positive history and hard negatives, publishes debounced member prompts. Tick
   records (header ``feedline.tick``) that the worker's timer writes to each partition of
-  ``engagements.by-member`` flush the changes the debounce held back.
+  ``engagements.by-member`` flush the changes the debounce held back. The worker sends the
+  forwarded engagements in bundles, one record per partition per post-side batch
+  (``streams.member_bundles``); the member side splits them and handles each as a record.
 
 Every prompt carries the time of the event that caused it (``event_time_ms``, which the
 index's freshness counts from): a creation's ``created_at_ms``, an edit's ``edited_at_ms``
@@ -29,6 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -52,6 +55,7 @@ from schemas import (
     encode,
 )
 from streams.dlq import dead_letter, failure_reason
+from streams.member_bundles import is_bundle, unbundle
 from streams.metrics import PromptMetrics
 from streams.records import Incoming, Outgoing
 from streams.settings import KafkaSettings
@@ -123,7 +127,21 @@ class PromptHandlers:
         """Handle a record of ``members.profile`` or ``engagements.by-member``, or a tick."""
         if any(name == TICK_HEADER for name, _ in record.headers):
             return self._flush_pending(record.partition, tables)
+        if is_bundle(record):
+            return self._member_bundle(record, tables)
         return self._guarded(record, lambda name: self._member_side(name, record, tables))
+
+    def _member_bundle(self, bundle: Incoming, tables: PromptTables) -> list[Outgoing]:
+        """Each record of a bundle (``streams.member_bundles``) in order; a bundle that cannot
+        be split is one dead letter."""
+        try:
+            records = unbundle(bundle)
+        except InvalidRecord as error:
+            return self._dead_letter(bundle, error)
+        out: list[Outgoing] = []
+        for record in records:
+            out += self._guarded(record, partial(self._member_side, record=record, tables=tables))
+        return out
 
     def tick(self, partition: int) -> Outgoing:
         """The tick record the worker's timer sends to one partition of the member side."""
@@ -135,11 +153,15 @@ class PromptHandlers:
         try:
             out = handle(name)
         except InvalidRecord as error:
-            self.metrics.events.labels(name, "dead_lettered").inc()
-            self.metrics.dead_letters.labels(name, failure_reason(error)).inc()
-            return [dead_letter(record, error)]
+            return self._dead_letter(record, error)
         self.metrics.events.labels(name, "processed").inc()
         return out
+
+    def _dead_letter(self, record: Incoming, error: InvalidRecord) -> list[Outgoing]:
+        name = self.kafka.catalog_name(record.topic)
+        self.metrics.events.labels(name, "dead_lettered").inc()
+        self.metrics.dead_letters.labels(name, failure_reason(error)).inc()
+        return [dead_letter(record, error)]
 
     # --- post side ------------------------------------------------------------------------
 

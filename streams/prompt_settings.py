@@ -83,6 +83,14 @@ class PromptWorkerSettings(BaseSettings):
         "never waited for); the batch's table writes reach each key, and its changelog, once "
         "(1: record by record)",
     )
+    post_linger_s: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="how long the post side waits, once, for more records when its batch is "
+        "not full: longer batches send the engagements they forward in fewer bundles "
+        "(0: never waits)",
+    )
     table_cache_keys: int = Field(
         1_000,
         ge=0,

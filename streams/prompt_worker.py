@@ -44,6 +44,7 @@ from streams.faust_transport import (
     use_feedline_transport,
 )
 from streams.kafka_clients import admin_client
+from streams.member_bundles import bundle_by_partition
 from streams.metrics import PromptMetrics, serve_metrics
 from streams.prompt_commits import PromptCommitter, ResumeOffsets
 from streams.prompt_handlers import PromptHandlers, PromptTables
@@ -150,9 +151,15 @@ def build_prompt_app(
     scopes = {name: BatchScope() for name in AGENTS}
     views = {name: batch_tables(tables, scopes[name], settings.table_cache_keys) for name in AGENTS}
 
-    async def consume(name: str, stream: faust.StreamT[bytes], handle: Handle) -> None:
+    def by_member_partition(key: bytes) -> int | None:
+        consumer: Consumer = app.consumer  # type: ignore[assignment]
+        return consumer.key_partition(by_member, key)
+
+    async def consume(
+        name: str, stream: faust.StreamT[bytes], handle: Handle, linger_s: float = 0.0
+    ) -> None:
         scope, batch = scopes[name], views[name]
-        async for taken in ready_batches(stream, settings.batch_max):
+        async for taken in ready_batches(stream, settings.batch_max, linger_s):
             async with committer.batch(name):
                 out: list[Outgoing] = []
                 last_of: dict[int, faust.types.EventT] = {}
@@ -169,11 +176,11 @@ def build_prompt_app(
                             last_of[record.partition] = event
                 # the batch's sends, tracked, before a commit may see its offsets
                 flush_tables(batch, _in_partition_of(last_of))
-                await publish(out)
+                await publish(bundle_by_partition(out, by_member, by_member_partition))
 
     @app.agent(app.topic(*post_topics, **RAW), name="post-side", concurrency=1)
     async def post_agent(stream: faust.StreamT[bytes]) -> None:
-        await consume("post-side", stream, handlers.on_post_side)
+        await consume("post-side", stream, handlers.on_post_side, settings.post_linger_s)
 
     @app.agent(app.topic(*member_topics, **RAW), name="member-side", concurrency=1)
     async def member_agent(stream: faust.StreamT[bytes]) -> None:

@@ -20,6 +20,7 @@ from processors.reembed import ReembedPolicy
 from processors.token_budget import TokenMeter
 from schemas import MemberEngagement, PromptRequest, decode
 from streams.dlq import error_headers
+from streams.member_bundles import bundle_by_partition
 from streams.metrics import PromptMetrics
 from streams.prompt_handlers import TICK_HEADER, PromptHandlers, PromptTables
 from streams.records import Incoming, Outgoing
@@ -478,6 +479,80 @@ def test_only_positive_engagements_enter_the_history(harness: Harness) -> None:
     assert (
         harness.count("feedline_events_total", topic="engagements.by-member", outcome="processed")
         == 7
+    )
+
+
+def bundled(harness: Harness, records: list[tuple[str, Any]], partition: int = 3) -> Incoming:
+    """``records`` (member_id, joined value) as the worker bundles them for ``partition``."""
+    topic = "t.engagements.by-member"
+    sent = [Outgoing(topic, key.encode(), json.dumps(value).encode()) for key, value in records]
+    [bundle] = bundle_by_partition(sent, topic, lambda key: partition)
+    assert bundle.headers is not None
+    harness.offset += 1
+    return Incoming(topic, partition, harness.offset, bundle.key, bundle.value, bundle.headers)
+
+
+def test_a_bundle_is_handled_as_its_records_one_by_one(meter: TokenMeter) -> None:
+    records = [
+        ("m1", joined(post_id="a", action="impression")),
+        ("m2", joined(member_id="m2", post_id="b", action="like")),
+        ("m1", joined(post_id="c", action="comment", ts_ms=1_700_000_060_000)),
+        ("m1", joined(post_id="a", action="share", ts_ms=1_700_000_070_000)),
+    ]
+    one_by_one, in_bundle = Harness(meter), Harness(meter)
+    out = [
+        o
+        for key, value in records
+        for o in one_by_one.member_side("engagements.by-member", key, value, partition=3)
+    ]
+    assert in_bundle.handlers.on_member_side(bundled(in_bundle, records), in_bundle.tables) == out
+    assert len(prompts_in(out, "t.prompts.members")) == 2  # m2, then m1 (debounce holds the rest)
+    assert in_bundle.tables == one_by_one.tables
+    assert in_bundle.tables.member_pending == {"m1": 3}
+    for harness in (one_by_one, in_bundle):
+        events = ("feedline_events_total", {"topic": "engagements.by-member"})
+        assert harness.count(events[0], **events[1], outcome="processed") == 4
+
+
+def test_a_bad_record_in_a_bundle_is_one_dead_letter(harness: Harness) -> None:
+    records = [
+        ("m1", joined()),
+        ("m2", joined(member_id="m2", ts_ms=-1)),
+        ("m2", joined(member_id="m2")),
+    ]
+    bundle = bundled(harness, records)
+    out = harness.handlers.on_member_side(bundle, harness.tables)
+    [letter] = [o for o in out if o.topic.endswith(".dlq")]
+    assert (letter.key, letter.value) == (b"m2", json.dumps(records[1][1]).encode())
+    headers = error_headers(letter.headers or [])
+    assert (headers["offset"], headers["partition"], headers["reason"]) == (
+        str(bundle.offset),
+        "3",
+        "schema_invalid",
+    )
+    assert [p.entity_id for p in prompts_in(out, "t.prompts.members")] == ["m1", "m2"]
+    assert (
+        harness.count("feedline_events_total", topic="engagements.by-member", outcome="processed")
+        == 2
+    )
+
+
+def test_a_bundle_that_cannot_be_split_is_dead_lettered_whole(harness: Harness) -> None:
+    bundle = bundled(harness, [("m1", joined()), ("m1", joined(post_id="b"))])
+    broken = bundle._replace(value=(bundle.value or b"")[:-5])
+    [letter] = harness.handlers.on_member_side(broken, harness.tables)
+    assert (letter.topic, letter.key, letter.value) == (
+        "t.engagements.by-member.dlq",
+        broken.key,
+        broken.value,
+    )
+    assert error_headers(letter.headers or [])["reason"] == "malformed_bundle"
+    assert harness.all_tables_empty()
+    assert (
+        harness.count(
+            "feedline_dlq_messages_total", topic="engagements.by-member", reason="malformed_bundle"
+        )
+        == 1
     )
 
 
