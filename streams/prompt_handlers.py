@@ -39,6 +39,7 @@ from pydantic import BaseModel
 from processors import member_state, post_state
 from processors.feature_sketches import ACTION_COUNTERS, PartitionSketches, PostCounts
 from processors.member_state import MemberHistory, MemberNegatives, MemberState
+from processors.pending_members import PendingMembers
 from processors.post_state import PostDecision, PostState
 from processors.prompts import PromptLibrary
 from processors.reembed import ReembedPolicy, Trigger
@@ -118,6 +119,8 @@ class PromptHandlers:
         self.policy = policy
         self.sketches = sketches
         self.clock = clock
+        self.pending = PendingMembers()
+        """Mirror of ``member_pending`` that ticks read; the worker forgets it on rebalance."""
 
     def on_post_side(self, record: Incoming, tables: PromptTables) -> list[Outgoing]:
         """Handle a record of ``posts.created``, ``posts.deleted`` or ``engagements``."""
@@ -305,14 +308,15 @@ class PromptHandlers:
         if decision.prompt is None:
             if tables.member_pending.get(state.member_id) != partition:
                 tables.member_pending[state.member_id] = partition
+                self.pending.mark(state.member_id, partition)
             return []
-        tables.member_pending.pop(state.member_id, None)
+        if tables.member_pending.pop(state.member_id, None) is not None:
+            self.pending.clear(state.member_id)
         return self._prompt(decision.prompt)
 
     def _flush_pending(self, partition: int, tables: PromptTables) -> list[Outgoing]:
         out: list[Outgoing] = []
-        due = [m for m, p in list(tables.member_pending.items()) if p == partition]
-        for member_id in due:
+        for member_id in self.pending.due(tables.member_pending, partition):
             state = _load(MemberState, tables.members, member_id)
             history = _load(MemberHistory, tables.member_history, member_id) or MemberHistory()
             if state is None:
@@ -323,6 +327,7 @@ class PromptHandlers:
             self._count_decision("member", decision.reason)
             tables.members[member_id] = decision.state.model_dump(mode="json")
             del tables.member_pending[member_id]
+            self.pending.clear(member_id)
             out.extend(self._prompt(decision.prompt))
         return out
 

@@ -210,6 +210,7 @@ def build_prompt_app(
         await committer.on_revoked(revoked)
         # the partitions' next owners change their keys: what this worker remembers is stale
         handlers.sketches.forget()
+        handlers.pending.forget()
         for view in views.values():
             forget_tables(view)
 

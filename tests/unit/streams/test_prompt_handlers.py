@@ -608,6 +608,34 @@ def test_member_changes_are_debounced_and_flushed_by_ticks(harness: Harness) -> 
     assert harness.count("feedline_prompts_total", entity="member", op="upsert") == 2
 
 
+def test_ticks_flush_members_pending_in_a_recovered_table(meter: TokenMeter) -> None:
+    """After a restart or a rebalance the pending marks come from the table's changelog, not
+    from this worker's own writes: the first tick reads them from the table."""
+    before = Harness(meter)
+    before.member_side("members.profile", "m1", profile(), partition=1)
+    before.clock.now_ms = T0 + 1_000
+    event = joined(post_id="a", ts_ms=T0 + 900, post_summary="first like")
+    assert before.member_side("engagements.by-member", "m1", event, partition=1) == []
+    assert before.tables.member_pending == {"m1": 1}
+    after = Harness(meter)  # a new worker, its tables restored
+    after.tables = before.tables
+    after.clock.now_ms = T0 + 5_000
+    assert after.tick(0) == []
+    assert only_prompt(after.tick(1), "t.prompts.members", "m1").event_time_ms == T0 + 900
+    assert after.tables.member_pending == {}
+    # marked while the mirror is loaded, then another owner's write after a rebalance
+    event = joined(post_id="b", ts_ms=T0 + 5_100, post_summary="second like")
+    after.clock.now_ms = T0 + 5_200
+    assert after.member_side("engagements.by-member", "m1", event, partition=1) == []
+    after.tables.member_pending["m2"] = 1
+    after.tables.members["m2"] = {**after.tables.members["m1"], "member_id": "m2"}
+    after.clock.now_ms = T0 + 11_000
+    assert [o.key for o in after.tick(1)] == [b"m1"]  # m2 is unknown until partitions move
+    after.handlers.pending.forget()
+    assert [o.key for o in after.tick(1)] == [b"m2"]
+    assert after.tables.member_pending == {}
+
+
 def test_tick_record_shape(harness: Harness) -> None:
     tick = harness.handlers.tick(5)
     assert tick == Outgoing("t.engagements.by-member", b"__tick__", b"{}", [(TICK_HEADER, b"1")], 5)
