@@ -65,16 +65,20 @@ def snapshot_export(
     directory: SnapshotDir = None,
     out: ExportDir = DEFAULT_EXPORT_DIR,
     all_snapshots: Annotated[bool, typer.Option("--all", help="every kept snapshot")] = False,
+    duckdb_storage_version: Annotated[
+        str | None,
+        typer.Option(help="DuckDB storage format of the database (default v1.0.0: DuckDB >= 1.0)"),
+    ] = None,
 ) -> None:
     """Export the newest (or every) snapshot as hive-partitioned Parquet + a DuckDB database."""
-    from index_store.analytics import export_snapshot
+    from index_store.analytics import STORAGE_VERSION, export_snapshot
     from index_store.snapshots import SnapshotStore
 
     snapshots = SnapshotStore(_snapshot_dir(directory), keep=1_000_000).list()
     if not snapshots:
         raise IndexStoreError(f"no valid snapshot in {_snapshot_dir(directory)}")
     for snapshot in snapshots if all_snapshots else snapshots[-1:]:
-        result = export_snapshot(snapshot, out)
+        result = export_snapshot(snapshot, out, duckdb_storage_version or STORAGE_VERSION)
         done = "already exported" if result.already_exported else "exported"
         typer.echo(f"{result.snapshot_id}: {done}")
     typer.echo(f"duckdb database: {out / 'feedline.duckdb'}")

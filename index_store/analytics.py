@@ -50,6 +50,11 @@ from index_store.snapshots import Snapshot
 from schemas.snapshot import SnapshotManifest, file_metadata
 
 DB_FILE = "feedline.duckdb"
+STORAGE_VERSION = "v1.0.0"
+"""DuckDB storage format the database is written in: every DuckDB from 1.0 on reads it (the
+CLI 1.5.6 reads storage versions 64-68; the library's own default, 2.0's, is 69). The views
+are SQL text, so the older format costs nothing; newer formats are only needed for features
+a view-and-small-table database does not use."""
 PART_FILE = "part-0.parquet"
 MANIFEST_KEY = b"feedline.manifest"
 Entity = Literal["posts", "members"]
@@ -118,8 +123,11 @@ def partition_dir(out_dir: Path, entity: Entity, model_version: str, snapshot_id
     return out_dir / entity / f"model_version={encoded}" / f"snapshot_id={snapshot_id}"
 
 
-def export_snapshot(snapshot: Snapshot, out_dir: Path) -> ExportResult:
-    """Export ``snapshot`` (skipping partitions that exist), then rebuild the DuckDB views."""
+def export_snapshot(
+    snapshot: Snapshot, out_dir: Path, storage_version: str = STORAGE_VERSION
+) -> ExportResult:
+    """Export ``snapshot`` (skipping partitions that exist), then rebuild the DuckDB views
+    (in DuckDB's ``storage_version`` format, see ``STORAGE_VERSION``)."""
     out_dir = Path(out_dir).absolute()
     manifest = snapshot.manifest
     written: list[Entity] = []
@@ -131,7 +139,7 @@ def export_snapshot(snapshot: Snapshot, out_dir: Path) -> ExportResult:
             table = _export_table(snapshot, entity)
             _write_partition(out_dir, target, table, manifest.embedding_dim)
             written.append(entity)
-    db_path = refresh_views(out_dir)
+    db_path = refresh_views(out_dir, storage_version)
     return ExportResult(
         snapshot_id=manifest.snapshot_id,
         model_version=manifest.model_version,
@@ -182,15 +190,16 @@ def _write_partition(out_dir: Path, target: Path, table: pa.Table, dim: int) -> 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def refresh_views(out_dir: Path) -> Path:
-    """(Re)create ``out_dir/feedline.duckdb`` over every exported snapshot; returns its path."""
+def refresh_views(out_dir: Path, storage_version: str = STORAGE_VERSION) -> Path:
+    """(Re)create ``out_dir/feedline.duckdb`` over every exported snapshot, in DuckDB's
+    ``storage_version`` format (e.g. ``v1.0.0``); returns its path."""
     out_dir = Path(out_dir).absolute()
     exported = exported_manifests(out_dir)
     if not exported:
         raise SnapshotError(f"no exported snapshots under {out_dir}/posts; export one first")
     tmp = out_dir / f".tmp-{DB_FILE}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        with duckdb.connect(str(tmp)) as con:
+        with _connect_for_writing(tmp, storage_version) as con:
             for statement in _view_statements(out_dir, exported[-1]):
                 con.execute(statement)
             con.execute(SNAPSHOTS_TABLE_DDL)
@@ -204,6 +213,15 @@ def refresh_views(out_dir: Path) -> Path:
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}.wal").unlink(missing_ok=True)
     return out_dir / DB_FILE
+
+
+def _connect_for_writing(path: Path, storage_version: str) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), config={"storage_compatibility_version": storage_version})
+    except duckdb.Error as error:
+        raise SnapshotError(
+            f"cannot write DuckDB storage version {storage_version!r}: {error}"
+        ) from error
 
 
 def exported_manifests(out_dir: Path) -> list[SnapshotManifest]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -149,6 +152,49 @@ def test_connections_are_read_only(db: Path) -> None:
 def test_refresh_without_exports_says_so(tmp_path: Path) -> None:
     with pytest.raises(SnapshotError, match="export one first"):
         refresh_views(tmp_path)
+
+
+def duckdb_cli() -> Path:
+    """The ``duckdb`` executable of the ``duckdb-cli`` package (a dev dependency): inside the
+    package from 1.5 on, a script beside the interpreter before."""
+    spec = importlib.util.find_spec("duckdb_cli")
+    assert spec is not None and spec.submodule_search_locations, "make setup installs duckdb-cli"
+    candidates = [
+        Path(next(iter(spec.submodule_search_locations))) / "duckdb",
+        Path(sys.executable).with_name("duckdb"),
+    ]
+    return next(path for path in candidates if path.is_file())
+
+
+def cli_rows(db: Path, sql: str) -> list[str]:
+    done = subprocess.run(
+        [str(duckdb_cli()), "-readonly", "-csv", "-noheader", str(db), sql],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_the_duckdb_cli_opens_the_database_and_runs_the_queries(
+    db: Path, two: TwoSnapshots
+) -> None:
+    """The newest DuckDB CLI on PyPI reads older storage versions than the library writes by
+    default (1.5.6: 64-68, the 2.0 library: 69), so the export picks a format both read."""
+    assert cli_rows(db, "SELECT version()") == ["v1.5.6"]  # the CLI the lock pins
+    nearest = NEAREST_POSTS_SQL.replace("$member_id", "'m0'").replace("$k", "3")
+    expected = run_query(db, NEAREST_POSTS_SQL, {"member_id": "m0", "k": 3})
+    assert [row.split(",")[0] for row in cli_rows(db, nearest)] == [r[0] for r in expected]
+    assert cli_rows(db, "SELECT count(*) FROM snapshots") == ["2"]
+    assert cli_rows(db, "SELECT count(*) FROM latest_members") == [str(len(two.members2))]
+
+
+def test_a_storage_version_duckdb_does_not_know_is_a_clear_error(
+    two: TwoSnapshots, tmp_path: Path
+) -> None:
+    with pytest.raises(SnapshotError, match=r"storage version 'v0\.0\.1'"):
+        export_snapshot(two.first, tmp_path / "out", storage_version="v0.0.1")
 
 
 # --- the analysts' queries ---------------------------------------------------------------
