@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration soak bench bench-load bench-workers bench-restart bench-prompts bench-store bench-lag bench-index-1m bench-gpu bench-dual lock schemas clean promtool
+.PHONY: setup demo test check unit integration soak bench bench-load bench-workers bench-restart bench-prompts bench-gr bench-store bench-lag bench-index-1m bench-gpu bench-dual lock schemas clean promtool
 
 setup: $(STAMP) promtool  ## create .venv with the locked dependencies and feedline installed (editable)
 
@@ -45,12 +45,11 @@ bench: setup  ## the CPU benchmarks; one JSON object per line (DESIGN.md "Benchm
 	$(BIN)/python -m bench.sketch_accuracy
 	$(BIN)/python -m bench.prompt_render
 	$(BIN)/python -m bench.reembed_rate
-	$(BIN)/python -m bench.index_knn --sizes 200000 --backends flat,ivf,hnsw,torch
+	$(BIN)/python -m bench.index_knn --sizes 200000 --backends flat,ivf,hnsw
 	$(BIN)/python -m bench.index_apply --size 200000 --backends flat,ivf
-	$(BIN)/python -m bench.index_filter --size 200000 --backends flat,ivf,hnsw
+	$(BIN)/python -m bench.index_filter --size 200000 --backends flat,ivf
 	$(BIN)/python -m bench.index_snapshot --size 200000 --backends flat,ivf
 	$(BIN)/python -m bench.gr_scoring --candidates 100,500
-	$(BIN)/python -m bench.gr_quality
 	$(BIN)/python -m bench.embed_throughput --posts 128 --members 64
 	$(BIN)/python -m bench.query_http --size 200000 --backends ivf --requests 1000 --rounds 2
 	$(BIN)/python -m bench.query_http --size 200000 --backends flat --requests 100 --rounds 1
@@ -66,6 +65,10 @@ bench-load: setup  ## the whole stack ramped to capacity, then freshness at half
 
 bench-prompts: setup  ## the prompt processor beside a raw Faust agent counting engagements (about 4 minutes)
 	$(BIN)/python -m bench.prompt_throughput --engagements 20000
+
+bench-gr: setup  ## ranking quality on the synthetic world: the trained GR beside cosine ranking, seeds 7 and 3 (about 8 minutes)
+	$(BIN)/python -m bench.gr_quality
+	$(BIN)/python -m bench.gr_quality --seed 3
 
 bench-store: setup  ## prompt-processor throughput on the RocksDB store beside the memory store (about 4 minutes)
 	$(BIN)/python -m bench.prompt_store

@@ -16,10 +16,9 @@ from streams.settings import KafkaSettings
 from tests.integration.conftest import Pipeline
 from tests.integration.events import delete, engagement, post, profile
 from tests.integration.kafka_tools import metric_value, read_topic, wait_until
+from tests.integration.pipeline_tools import VISIBLE_DEADLINE_S, publish, wait_visible
 
 pytestmark = pytest.mark.integration
-
-VISIBLE_DEADLINE_S = 90
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +40,6 @@ def pipeline(
 def client(pipeline: Pipeline) -> Iterator[QueryClient]:
     with QueryClient(pipeline.url) as query_client:
         yield query_client
-
-
-def publish(kafka: KafkaSettings, *events: object) -> None:
-    with EventProducer(kafka) as producer:
-        for event in events:
-            producer.publish(event)  # type: ignore[arg-type]
-
-
-def wait_visible(client: QueryClient, *post_ids: str) -> None:
-    wait_until(lambda: all(client.post(p) for p in post_ids), VISIBLE_DEADLINE_S, f"{post_ids}")
 
 
 def test_published_posts_become_retrievable_by_text(

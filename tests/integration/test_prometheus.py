@@ -22,8 +22,8 @@ from streams.settings import KafkaSettings
 from tests.integration.conftest import Pipeline
 from tests.integration.events import post
 from tests.integration.kafka_tools import wait_until
-from tests.integration.test_pipeline import publish, wait_visible
-from tests.unit.feedline.test_monitoring import find_promtool
+from tests.integration.pipeline_tools import publish, wait_visible
+from tests.support.promtool import find_promtool
 
 pytestmark = pytest.mark.integration
 

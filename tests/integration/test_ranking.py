@@ -18,7 +18,7 @@ from streams.settings import KafkaSettings
 from tests.integration.conftest import Pipeline
 from tests.integration.events import engagement, post, profile
 from tests.integration.kafka_tools import wait_until
-from tests.integration.test_pipeline import VISIBLE_DEADLINE_S, publish, wait_visible
+from tests.integration.pipeline_tools import VISIBLE_DEADLINE_S, publish, wait_visible
 from tests.unit.models.gr.gr_fixtures import random_model
 
 pytestmark = pytest.mark.integration

@@ -32,7 +32,7 @@ from streams.settings import KafkaSettings
 from tests.integration.conftest import Pipeline
 from tests.integration.events import delete, post, profile
 from tests.integration.kafka_tools import read_topic, wait_until
-from tests.integration.test_pipeline import publish, wait_visible
+from tests.integration.pipeline_tools import publish, wait_visible
 from tests.tiny_models import save_tiny_model
 
 pytestmark = pytest.mark.integration

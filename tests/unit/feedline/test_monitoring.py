@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from service.metrics import ServiceMetrics
 from streams.metrics import EmbedMetrics, PromptMetrics
+from tests.support.promtool import find_promtool
 
 ROOT = Path(__file__).resolve().parents[3]
 MONITORING = ROOT / "deploy" / "monitoring"
@@ -41,21 +42,6 @@ GRAFANA_VARIABLES = re.compile(r"\$(__rate_interval|__interval|__range)\b|\$\{[^
 def promtool() -> str:
     """The path scripts/promtool.sh finds or fetches (Debian's prometheus package)."""
     return find_promtool()
-
-
-def find_promtool() -> str:
-    """The path scripts/promtool.sh finds or fetches; fails the test with its reason."""
-    script = ROOT / "scripts" / "promtool.sh"
-    result = subprocess.run(
-        ["sh", str(script)], capture_output=True, text=True, timeout=600, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            "promtool could not be obtained: install Prometheus's promtool, put it on PATH or "
-            f"set PROMTOOL=/path/to/promtool.\n{script} said:\n{result.stderr}",
-            pytrace=False,
-        )
-    return result.stdout.strip()
 
 
 def run_promtool(promtool: str, *args: str | Path) -> str:

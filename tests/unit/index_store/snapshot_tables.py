@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from index_store.snapshots import Snapshot, SnapshotStore
 from schemas.snapshot import DELETED_SCHEMA, members_schema, posts_schema
 
 MODEL = "all-MiniLM-L6-v2@d7fab4550a5e+pct"
+DIM = 8
+OFFSETS = {("embeddings.posts", 0): 120, ("embeddings.posts", 1): 7, ("embeddings.members", 0): 3}
 
 
 def unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -80,3 +84,23 @@ def members_table(
 def deleted_table(ids: Sequence[str]) -> pa.Table:
     """Remembered deleted post ids."""
     return pa.Table.from_pydict({"post_id": list(ids)}, schema=DELETED_SCHEMA)
+
+
+def tables(n_posts: int = 5, seed: int = 0) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Posts ``p0``…, members ``m0`` and ``m1`` (vectors of ``DIM``) and two deleted ids."""
+    posts = posts_table([f"p{i}" for i in range(n_posts)], unit_vectors(n_posts, DIM, seed))
+    members = members_table(["m0", "m1"], unit_vectors(2, DIM, seed + 100))
+    return posts, members, deleted_table(["gone1", "gone2"])
+
+
+def write(store: SnapshotStore, seed: int = 0, **overrides: Any) -> Snapshot:
+    """A snapshot of ``tables(seed=seed)`` (or ``tables=``) written to ``store``."""
+    posts, members, deleted = overrides.pop("tables", None) or tables(seed=seed)
+    kwargs: dict[str, Any] = {
+        "model_version": MODEL,
+        "embedding_dim": DIM,
+        "backend": "flat",
+        "next_int_id": 100,
+        "offsets": OFFSETS,
+    }
+    return store.write(posts, members, deleted, **(kwargs | overrides))

@@ -23,34 +23,18 @@ from index_store.snapshot_errors import SnapshotError
 from index_store.snapshots import Snapshot, SnapshotStore
 from schemas.snapshot import SnapshotManifest, members_schema
 from tests.unit.index_store.snapshot_tables import (
+    DIM,
     MODEL,
+    OFFSETS,
     deleted_table,
     members_table,
     posts_table,
+    tables,
     unit_vectors,
+    write,
 )
 
-DIM = 8
-OFFSETS = {("embeddings.posts", 0): 120, ("embeddings.posts", 1): 7, ("embeddings.members", 0): 3}
 REPO = Path(__file__).resolve().parents[3]
-
-
-def tables(n_posts: int = 5, seed: int = 0) -> tuple[pa.Table, pa.Table, pa.Table]:
-    posts = posts_table([f"p{i}" for i in range(n_posts)], unit_vectors(n_posts, DIM, seed))
-    members = members_table(["m0", "m1"], unit_vectors(2, DIM, seed + 100))
-    return posts, members, deleted_table(["gone1", "gone2"])
-
-
-def write(store: SnapshotStore, seed: int = 0, **overrides: Any) -> Snapshot:
-    posts, members, deleted = overrides.pop("tables", None) or tables(seed=seed)
-    kwargs: dict[str, Any] = {
-        "model_version": MODEL,
-        "embedding_dim": DIM,
-        "backend": "flat",
-        "next_int_id": 100,
-        "offsets": OFFSETS,
-    }
-    return store.write(posts, members, deleted, **(kwargs | overrides))
 
 
 def temp_dirs(root: Path) -> list[Path]:
@@ -208,7 +192,7 @@ def test_failing_rename_leaves_previous_snapshot(
 KILLED_WRITER = """
 import sys, time
 from pathlib import Path
-from tests.unit.index_store.test_snapshots import write
+from tests.unit.index_store.snapshot_tables import write
 from index_store.snapshots import SnapshotStore
 
 def hang(path: Path) -> None:

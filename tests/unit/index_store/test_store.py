@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import zlib
 from typing import Any
 
 import faiss
@@ -15,40 +14,7 @@ import pytest
 from index_store import IndexSettings, IndexStore, InvalidUpdate, PostFilter
 from index_store.backends import FlatBackend, omp_threads
 from schemas import EmbeddingUpdate, Entity, InvalidRecord, decode
-
-DIM = 16
-MODEL = "test-model@1"
-
-
-def unit(seed: int, dim: int = DIM) -> np.ndarray:
-    vector = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
-    return vector / np.linalg.norm(vector)
-
-
-def update(
-    entity_id: str,
-    version: int = 1,
-    vector: np.ndarray | None = None,
-    *,
-    entity: Entity = "post",
-    author: str | None = "a1",
-    **overrides: Any,
-) -> EmbeddingUpdate:
-    vector = unit(zlib.crc32(entity_id.encode()) % 10_000 + version) if vector is None else vector
-    fields: dict[str, Any] = {
-        "entity": entity,
-        "entity_id": entity_id,
-        "version": version,
-        "dim": int(vector.shape[0]),
-        "vector_b64": EmbeddingUpdate.encode_vector(vector),
-        "model_version": MODEL,
-        "prompt_version": f"{entity}-simple-1",
-        "attrs": {"author_id": author, "format": "text"} if entity == "post" else {},
-        "event_time_ms": int(time.time() * 1000) - 2_000,
-        "prompted_at_ms": 1,
-        "embedded_at_ms": 1,
-    }
-    return EmbeddingUpdate(**{**fields, **overrides})
+from tests.unit.index_store.index_updates import DIM, MODEL, unit, update
 
 
 @pytest.fixture

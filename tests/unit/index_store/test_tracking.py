@@ -6,7 +6,7 @@ import pytest
 
 from index_store import FreshnessWindow, IndexStore
 from index_store.tracking import STAGES, stage_seconds
-from tests.unit.index_store.test_store import DIM, MODEL, update
+from tests.unit.index_store.index_updates import DIM, MODEL, update
 
 
 def test_empty_window_reports_count_zero() -> None:

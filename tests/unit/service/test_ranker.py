@@ -17,7 +17,7 @@ from processors.engagement_history import HistoryEvent, MemberHistories
 from schemas import EmbeddingUpdate, Entity
 from service.ranker import Ranker
 from service.ranker_settings import RankerSettings
-from tests.unit.index_store.test_store import update
+from tests.unit.index_store.index_updates import update
 from tests.unit.models.gr.gr_fixtures import random_model, unit_rows
 
 DIM, MODEL = 16, "emb-v1"

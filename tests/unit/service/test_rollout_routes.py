@@ -29,7 +29,7 @@ from service.state import ServiceState
 from streams.history_feed import HistoryFeed
 from streams.index_feed import IndexFeed
 from streams.settings import KafkaSettings
-from tests.unit.service.test_serving import FakeEncoder
+from tests.unit.service.fake_encoder import FakeEncoder
 
 URL = "/v1/admin/rollout"
 

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import zlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -37,25 +34,10 @@ from streams.history_feed import HistoryFeed
 from streams.index_feed import IndexFeed
 from streams.settings import KafkaSettings
 from tests.unit.models.gr.gr_fixtures import random_model
+from tests.unit.service.fake_encoder import FakeEncoder, unit
 
 POSTS = 30
 GR_CONFIG = GRConfig(embedding_dim=8, d_model=32, n_heads=4, dropout=0.0, max_history=20)
-
-
-@dataclass
-class FakeEncoder:
-    """Deterministic unit vectors per text; thread-safe."""
-
-    model_version: str
-    dim: int
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return np.stack([unit(f"{self.model_version}/{t}", self.dim) for t in texts])
-
-
-def unit(seed: str, dim: int) -> np.ndarray:
-    vector = np.random.default_rng(zlib.crc32(seed.encode())).standard_normal(dim)
-    return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 def update(entity_id: str, model_version: str, dim: int) -> EmbeddingUpdate:
