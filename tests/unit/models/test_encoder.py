@@ -247,6 +247,7 @@ def test_bfloat16_autocast_keeps_the_embeddings_and_the_version(encoder: TextEnc
     ("setting", "device", "flags", "expected"),
     [
         ("auto", "cpu", {"avx512f", "amx_bf16", "amx_tile"}, torch.bfloat16),
+        ("auto", "cpu", {"avx512f", "avx512_bf16"}, torch.bfloat16),
         ("auto", "cpu", {"avx2", "avx512f"}, torch.float32),
         ("auto", "cuda", set(), torch.float16),
         ("float32", "cpu", {"amx_bf16"}, torch.float32),
