@@ -207,11 +207,16 @@ def status(
 
 @schemas_app.command("export")
 def schemas_export(directory: Annotated[Path | None, typer.Argument()] = None) -> None:
-    """Write the JSON Schema of every wire record (default: schemas/json)."""
+    """Write the JSON Schema of every wire record (default: schemas/json) and the query API's
+    OpenAPI document (service/openapi.json)."""
     from schemas.export import JSON_SCHEMA_DIR, export_json_schemas
+    from service.app import build_api
+    from service.openapi import OPENAPI_FILE, render_openapi
 
     for path in export_json_schemas(directory or JSON_SCHEMA_DIR):
         typer.echo(str(path))
+    OPENAPI_FILE.write_text(render_openapi(build_api()))
+    typer.echo(str(OPENAPI_FILE))
 
 
 @world_app.command("generate")

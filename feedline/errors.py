@@ -1,9 +1,6 @@
-"""The root of every error feedline raises on purpose."""
+"""The root of every error feedline raises on purpose (defined in ``schemas.errors``, the ground
+floor, so that no package imports upward to derive from it)."""
 
+from schemas.errors import FeedlineError
 
-class FeedlineError(Exception):
-    """Base class: catch this to handle any feedline error.
-
-    Each package defines specific subclasses in its own ``errors`` module; messages say what was
-    wrong, with which input, and what to do about it.
-    """
+__all__ = ["FeedlineError"]

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from feedline.errors import FeedlineError
+from schemas.errors import FeedlineError
 
 UpdateRejection = Literal["dim_mismatch", "non_finite", "unknown_model_version", "wrong_entity"]
 

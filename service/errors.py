@@ -6,14 +6,15 @@ Status codes follow Hugging Face TEI: 404 unknown entity, 413 too large, 422 inv
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from feedline.errors import FeedlineError
+from schemas.errors import FeedlineError
 
 ErrorType = Literal[
     "not_found",
@@ -33,6 +34,29 @@ class ApiError(FeedlineError):
         super().__init__(message)
         self.status = status
         self.error_type = error_type
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: str = Field(description="what was wrong, in words a client can act on")
+    error_type: ErrorType
+
+
+ERROR_MEANINGS: dict[int, str] = {
+    400: "the request body could not be read as JSON",
+    404: "unknown member or post (or path)",
+    405: "method not allowed; the Allow header lists the methods that are",
+    409: "conflicts with a model rollout in progress",
+    413: "a list or text longer than the service's limit (the message names it)",
+    422: "the request does not validate (the message says where)",
+    503: "not ready: the index is still catching up, or the GR ranker is unavailable",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error codes a route returns, each with ``ErrorBody``."""
+    return {code: {"model": ErrorBody, "description": ERROR_MEANINGS[code]} for code in codes}
 
 
 def not_ready() -> ApiError:
@@ -62,4 +86,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         kind = "not_found" if error.status_code == 404 else "http"
-        return JSONResponse(error_body(str(error.detail), kind), status_code=error.status_code)
+        return JSONResponse(
+            error_body(str(error.detail), kind),
+            status_code=error.status_code,
+            headers=error.headers,  # e.g. Allow on a 405
+        )

@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from service.api import FeedItem, RankedPost, RankRequest, RankResponse
-from service.errors import ApiError
+from service.errors import ApiError, error_responses
 from service.json_body import json_body
 from service.ranker import Ranked, Ranker
 from service.state import ready_state
@@ -16,7 +16,7 @@ from service.state import ready_state
 router = APIRouter()
 
 
-@router.post("/v1/rank", response_model=RankResponse)
+@router.post("/v1/rank", response_model=RankResponse, responses=error_responses(400, 413, 422, 503))
 def rank(request: Request, body: RankRequest) -> Response:
     """Score posts for a member with the GR: per-task probabilities and a combined score,
     best first. Posts the index does not hold come back in ``unknown_post_ids``; a member

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from index_store import Hit, PostFilter, PostRecord
@@ -23,7 +24,7 @@ from service.api import (
     RetrieveResponse,
     SearchFilters,
 )
-from service.errors import ApiError
+from service.errors import ApiError, error_responses
 from service.json_body import json_body
 from service.rank_routes import rank_items
 from service.serving import ServingModel
@@ -34,7 +35,7 @@ router = APIRouter()
 MemberIdPath = Annotated[EntityId, Path(description="member id")]
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=error_responses(503))
 def healthz(request: Request) -> dict[str, str]:
     """Liveness: the process serves HTTP and its index feed is running."""
     if not service_state(request).feed_alive:
@@ -42,14 +43,14 @@ def healthz(request: Request) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=error_responses(503))
 def readyz(request: Request) -> dict[str, object]:
     """Readiness: 200 only once the index caught up with the end of its input topics."""
     state = ready_state(request)
     return {"status": "ready", **state.serving.store.counts()}
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 def metrics(request: Request) -> Response:
     """Prometheus exposition of this role's metrics."""
     return Response(
@@ -57,7 +58,11 @@ def metrics(request: Request) -> Response:
     )
 
 
-@router.get("/v1/members/{member_id}/feed", response_model=FeedResponse)
+@router.get(
+    "/v1/members/{member_id}/feed",
+    response_model=FeedResponse,
+    responses=error_responses(404, 413, 422, 503),
+)
 def member_feed(
     request: Request,
     member_id: MemberIdPath,
@@ -106,7 +111,11 @@ def member_feed(
     )
 
 
-@router.post("/v1/retrieve", response_model=RetrieveResponse)
+@router.post(
+    "/v1/retrieve",
+    response_model=RetrieveResponse,
+    responses=error_responses(400, 404, 413, 422, 503),
+)
 def retrieve(request: Request, body: RetrieveRequest) -> Response:
     """kNN by a member's vector or by free text, optionally filtered."""
     state = ready_state(request)
@@ -123,7 +132,7 @@ def retrieve(request: Request, body: RetrieveRequest) -> Response:
     return json_body(RetrieveResponse(items=items, model_version=serving.model_version))
 
 
-@router.get("/v1/posts/{post_id}", response_model=PostInfo)
+@router.get("/v1/posts/{post_id}", response_model=PostInfo, responses=error_responses(404, 422))
 def post_info(request: Request, post_id: Annotated[EntityId, Path()]) -> PostInfo:
     """An indexed post's attributes, versions and indexing time."""
     record = service_state(request).serving.store.post(post_id)

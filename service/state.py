@@ -17,7 +17,7 @@ from streams.history_feed import HistoryFeed
 from streams.index_feed import IndexFeed
 
 if TYPE_CHECKING:
-    from service.rollout_routes import RolloutController
+    from service.rollout_controller import RolloutController
 
 
 @dataclass(frozen=True)

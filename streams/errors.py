@@ -1,6 +1,6 @@
 """Errors raised by the Kafka wiring."""
 
-from feedline.errors import FeedlineError
+from schemas.errors import FeedlineError
 
 
 class StreamsError(FeedlineError):

@@ -17,12 +17,12 @@ from index_store import IndexSettings, IndexStore
 from models.errors import ModelLoadError
 from models.settings import EncoderSettings
 from processors.engagement_history import MemberHistories
-from service import rollout_routes
+from service import rollout_controller
 from service.app import build_api
 from service.metrics import ServiceMetrics
 from service.ranker import Ranker
 from service.ranker_settings import RankerSettings
-from service.rollout_routes import RolloutController
+from service.rollout_controller import RolloutController
 from service.serving import ServingModel, ServingSlot
 from service.settings import ServiceSettings
 from service.state import ServiceState
@@ -108,7 +108,7 @@ async def test_one_rollout_at_a_time_and_a_load_failure_is_reported(
         release.wait(10)
         raise ModelLoadError(f"{settings.model_path}: weights are truncated")
 
-    monkeypatch.setattr(rollout_routes.TextEncoder, "load", slow_broken_load)
+    monkeypatch.setattr(rollout_controller.TextEncoder, "load", slow_broken_load)
     try:
         started = await client.post(URL, json={"model_path": str(model_dir)})
         assert started.status_code == 202, started.text
@@ -128,7 +128,7 @@ async def test_one_rollout_at_a_time_and_a_load_failure_is_reported(
 async def test_rolling_out_the_model_already_served_fails(
     client: httpx.AsyncClient, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rollout_routes.TextEncoder, "load", lambda _: FakeEncoder("model-a", 8))
+    monkeypatch.setattr(rollout_controller.TextEncoder, "load", lambda _: FakeEncoder("model-a", 8))
     assert (await client.post(URL, json={"model_path": str(model_dir)})).status_code == 202
     failed = await wait_for_state(client, "failed")
     assert "already serves model-a" in str(failed["error"])
