@@ -47,7 +47,7 @@ class FeedResponse(BaseModel):
 class RankRequest(BaseModel):
     """Posts to score for a member with the GR ranker."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no true for 1, "3" for 3
 
     member_id: EntityId
     post_ids: list[EntityId] = Field(min_length=1)

@@ -6,6 +6,7 @@ Status codes follow Hugging Face TEI: 404 unknown entity, 413 too large, 422 inv
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -84,10 +85,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(problems, "validation"), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         kind = "not_found" if error.status_code == 404 else "http"
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
         return JSONResponse(
-            error_body(str(error.detail), kind),
-            status_code=error.status_code,
-            headers=error.headers,  # e.g. Allow on a 405
+            error_body(str(error.detail), kind), status_code=error.status_code, headers=headers
         )
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods the OpenAPI document lists for the request's path. Starlette's 405 names
+    only the methods of the first route whose path matched, which is wrong for a path that two
+    routes share (``GET`` and ``POST /v1/admin/rollout``)."""
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), request.url.path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return ""

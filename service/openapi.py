@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from models.gr.config import TASKS
 from service.ranker_settings import RankerSettings
 from service.settings import ServiceSettings
 
@@ -68,12 +69,20 @@ def _add_limits(spec: Schema, settings: ServiceSettings, ranker: RankerSettings)
     schemas["SearchFilters"]["properties"]["exclude_post_ids"]["maxItems"] = (
         settings.max_excluded_posts
     )
-    schemas["RankRequest"]["properties"]["post_ids"]["maxItems"] = ranker.max_candidates
+    rank = schemas["RankRequest"]["properties"]
+    rank["post_ids"]["maxItems"] = ranker.max_candidates
+    # every checkpoint's tasks are among TASKS; one trained on fewer answers 422 for the rest
+    _object_of(rank["task_weights"])["propertyNames"] = {"enum": list(TASKS)}
 
 
 def _array_of(schema: Schema) -> Schema:
     """The array alternative of an optional list's schema (``anyOf: [array, null]``)."""
     return next(s for s in schema.get("anyOf", [schema]) if s.get("type") == "array")
+
+
+def _object_of(schema: Schema) -> Schema:
+    """The object alternative of an optional mapping's schema."""
+    return next(s for s in schema.get("anyOf", [schema]) if s.get("type") == "object")
 
 
 def _string_of(schema: Schema) -> Schema:

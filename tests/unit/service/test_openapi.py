@@ -88,6 +88,9 @@ async def test_method_not_allowed_names_the_allowed_methods() -> None:
     transport = httpx.ASGITransport(app=build_api())
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         answer = await client.get("/v1/retrieve")
+        shared = await client.delete("/v1/admin/rollout")  # a path two routes serve
     assert answer.status_code == 405
     assert answer.headers["allow"] == "POST"
     assert answer.json()["error_type"] == "http"
+    assert shared.status_code == 405
+    assert shared.headers["allow"] == "GET, POST"
