@@ -25,7 +25,6 @@ from models.gr.checkpoint import save_checkpoint
 from models.gr.config import GRConfig
 from models.settings import EncoderSettings
 from processors.engagement_history import MemberHistories
-from schemas import EmbeddingUpdate
 from service.app import build_api
 from service.metrics import ServiceMetrics
 from service.ranker import Ranker
@@ -38,35 +37,22 @@ from streams.history_feed import HistoryFeed
 from streams.index_feed import IndexFeed
 from streams.settings import KafkaSettings
 from tests.unit.models.gr.gr_fixtures import random_model
-from tests.unit.service.fake_encoder import FakeEncoder, unit
+from tests.unit.service.fake_encoder import FakeEncoder, update
 
 DIM, VERSION = 8, "model-contract"
-
-
-def _update(entity_id: str) -> EmbeddingUpdate:
-    return EmbeddingUpdate(
-        entity="member" if entity_id.startswith("m") else "post",
-        entity_id=entity_id,
-        version=1,
-        dim=DIM,
-        vector_b64=EmbeddingUpdate.encode_vector(unit(entity_id, DIM)),
-        model_version=VERSION,
-        prompt_version="p1",
-        attrs={"author_id": "someone", "format": "text", "language": "en"},
-        event_time_ms=1,
-        prompted_at_ms=1,
-        embedded_at_ms=1,
-    )
+CHECKPOINT_DIR = tempfile.TemporaryDirectory(prefix="feedline-contract-")
+"""Holds the GR checkpoint while the module lives (the schema loads at import, before any
+fixture exists); removed when the session ends."""
 
 
 def contract_app() -> FastAPI:
-    """The API with a ready state: 20 posts, member ``m1``, a random GR checkpoint."""
+    """The API with a ready state: 20 posts ``a0``…, member ``m1``, a random GR checkpoint."""
     histories = MemberHistories(max_steps=100)
     store = IndexStore(DIM, VERSION, settings=IndexSettings(backend="flat"))
     for i in range(20):
-        store.apply("post", f"p{i}", _update(f"p{i}"))
-    store.apply("member", "m1", _update("m1"))
-    checkpoint = Path(tempfile.mkdtemp(prefix="feedline-contract-")) / "gr"
+        store.apply("post", f"a{i}", update(f"a{i}", VERSION, DIM))
+    store.apply("member", "m1", update("m1", VERSION, DIM))
+    checkpoint = Path(CHECKPOINT_DIR.name) / "gr"
     config = GRConfig(embedding_dim=DIM, d_model=16, n_heads=2)
     save_checkpoint(random_model(config), checkpoint, embedding_model_version=VERSION)
     ranker = Ranker.load(RankerSettings(checkpoint=checkpoint), store, histories)

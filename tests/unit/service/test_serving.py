@@ -22,7 +22,6 @@ from index_store import IndexSettings, IndexStore
 from models.gr.checkpoint import save_checkpoint
 from models.gr.config import GRConfig
 from processors.engagement_history import MemberHistories
-from schemas import EmbeddingUpdate
 from service.app import build_api
 from service.metrics import ServiceMetrics
 from service.ranker import Ranker
@@ -34,27 +33,10 @@ from streams.history_feed import HistoryFeed
 from streams.index_feed import IndexFeed
 from streams.settings import KafkaSettings
 from tests.unit.models.gr.gr_fixtures import random_model
-from tests.unit.service.fake_encoder import FakeEncoder, unit
+from tests.unit.service.fake_encoder import FakeEncoder, update
 
 POSTS = 30
 GR_CONFIG = GRConfig(embedding_dim=8, d_model=32, n_heads=4, dropout=0.0, max_history=20)
-
-
-def update(entity_id: str, model_version: str, dim: int) -> EmbeddingUpdate:
-    return EmbeddingUpdate(
-        entity="post" if entity_id[0] in "ab" else "member",
-        entity_id=entity_id,
-        version=1,
-        dim=dim,
-        vector_b64=EmbeddingUpdate.encode_vector(unit(entity_id, dim)),
-        model_version=model_version,
-        prompt_version="p1",
-        attrs={"author_id": "someone", "format": "text"},
-        event_time_ms=1,
-        prompted_at_ms=1,
-        embedded_at_ms=1,
-        text=f"prompt of {entity_id}",
-    )
 
 
 def serving_model(
