@@ -21,8 +21,8 @@ import numpy as np
 
 from bench.common import emit
 from bench.index_workload import MODEL, bench_settings, corpus, filled_store
-from index_store.persistence import capture, restore, write_snapshot
 from index_store.snapshots import SnapshotStore
+from index_store.snapshots.persistence import capture, restore, write_snapshot
 
 BENCH = "index_snapshot"
 

@@ -97,14 +97,14 @@ def serve(args: argparse.Namespace) -> None:
 
     from processors.engagement_history import MemberHistories
     from service.app import build_api
+    from service.feeds.history_feed import HistoryFeed
+    from service.feeds.index_feed import IndexFeed
     from service.metrics import ServiceMetrics
     from service.ranker import Ranker
     from service.ranker_settings import RankerSettings
     from service.serving import ServingModel, ServingSlot
     from service.settings import ServiceSettings
     from service.state import ServiceState
-    from streams.history_feed import HistoryFeed
-    from streams.index_feed import IndexFeed
     from streams.settings import KafkaSettings
 
     index = build_index(args.backend, args.size, args.members)

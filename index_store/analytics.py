@@ -44,10 +44,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from index_store.snapshot_errors import SnapshotError
-from index_store.snapshot_files import fsync_dir, write_parquet
-from index_store.snapshots import Snapshot
-from schemas.snapshot import SnapshotManifest, file_metadata
+from index_store.snapshots.errors import SnapshotError
+from index_store.snapshots.files import fsync_dir, write_parquet
+from index_store.snapshots.layout import SnapshotManifest, file_metadata
+from index_store.snapshots.store import Snapshot
 
 DB_FILE = "feedline.duckdb"
 STORAGE_VERSION = "v1.0.0"

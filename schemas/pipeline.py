@@ -61,7 +61,7 @@ class EmbeddingUpdate(WireModel):
 
     ``text`` is the prompt the vector was computed from: the compacted ``embeddings.*`` topics
     thereby hold the latest prompt of every live entity, which is what a model rollout
-    (``streams.rollout``) re-embeds.
+    (``service.feeds.rollout``) re-embeds.
 
     ``vector_b64`` is the little-endian float32 vector, base64-encoded (exact and 4x smaller
     than a JSON list); use ``vector()`` and ``from_vector()`` rather than touching it.

@@ -23,6 +23,8 @@ from models.encoder import TextEncoder
 from models.settings import EncoderSettings
 from processors.engagement_history import MemberHistories
 from service.errors import install_error_handlers
+from service.feeds.history_feed import HistoryFeed
+from service.feeds.index_feed import IndexFeed
 from service.metrics import ServiceMetrics
 from service.openapi import state_limits
 from service.rank_routes import router as rank_router
@@ -35,8 +37,6 @@ from service.serving import ServingModel, ServingSlot
 from service.settings import ServiceSettings
 from service.state import ServiceState
 from streams.broker_wait import when_broker_answers
-from streams.history_feed import HistoryFeed
-from streams.index_feed import IndexFeed
 from streams.settings import KafkaSettings
 from streams.topics import ensure_topics
 

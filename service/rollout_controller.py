@@ -26,11 +26,11 @@ from models.settings import EncoderSettings
 from processors.engagement_history import MemberHistories
 from service.api import RolloutEntities, RolloutStatusBody
 from service.errors import ApiError
+from service.feeds.index_feed import IndexFeed
+from service.feeds.rollout import Rollout, Shadow
 from service.metrics import ServiceMetrics
 from service.ranker import Ranker
 from service.serving import ServingModel, ServingSlot
-from streams.index_feed import IndexFeed
-from streams.rollout import Rollout, Shadow
 from streams.settings import KafkaSettings
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ from fastapi import Request
 
 from processors.engagement_history import MemberHistories
 from service.errors import not_ready
+from service.feeds.history_feed import HistoryFeed
+from service.feeds.index_feed import IndexFeed
 from service.metrics import ServiceMetrics
 from service.serving import ServingModel, ServingSlot
 from service.settings import ServiceSettings
-from streams.history_feed import HistoryFeed
-from streams.index_feed import IndexFeed
 
 if TYPE_CHECKING:
     from service.rollout_controller import RolloutController

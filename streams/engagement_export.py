@@ -38,7 +38,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from index_store.snapshot_files import fsync_dir, fsync_file
+from index_store.snapshots.files import fsync_dir, fsync_file
 from schemas import Engagement, InvalidRecord, decode
 from schemas.engagement_table import engagements_to_table
 from streams.errors import StreamsError, TopicError

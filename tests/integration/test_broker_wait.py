@@ -17,7 +17,7 @@ from aiokafka import TopicPartition
 from feedline.processes import RoleProcess
 from processors.engagement_history import MemberHistories
 from schemas import PromptRequest
-from streams.history_feed import HistoryFeed
+from service.feeds.history_feed import HistoryFeed
 from streams.kafka_clients import aiokafka_consumer, aiokafka_producer
 from streams.local_broker import LocalKafka
 from streams.producer import EventProducer

@@ -13,7 +13,7 @@ import pytest
 
 from processors.engagement_history import HistoryEvent, MemberHistories
 from schemas import Action, Engagement
-from streams.history_feed import HistoryFeed
+from service.feeds.history_feed import HistoryFeed
 from streams.producer import EventProducer
 from streams.settings import KafkaSettings
 

@@ -24,9 +24,9 @@ from prometheus_client import CollectorRegistry
 
 from index_store import IndexSettings, IndexStore
 from schemas import EmbeddingUpdate, encode
+from service.feeds.feed_metrics import IndexMetrics
+from service.feeds.index_feed import IndexFeed
 from streams.dlq import error_headers
-from streams.index_feed import IndexFeed
-from streams.metrics import IndexMetrics
 from streams.producer import EventProducer
 from streams.settings import KafkaSettings
 from tests.integration.kafka_tools import read_topic

@@ -23,11 +23,11 @@ from models.encoder import TextEncoder
 from models.settings import EncoderSettings
 from schemas import EmbeddingUpdate, encode
 from service.client import QueryClient
+from service.feeds.feed_metrics import IndexMetrics, RolloutMetrics
+from service.feeds.index_feed import IndexFeed
+from service.feeds.rollout import Rollout, RolloutError, Shadow
 from streams.dlq import error_headers
-from streams.index_feed import IndexFeed
-from streams.metrics import IndexMetrics, RolloutMetrics
 from streams.producer import EventProducer
-from streams.rollout import Rollout, RolloutError, Shadow
 from streams.settings import KafkaSettings
 from tests.integration.conftest import Pipeline
 from tests.integration.events import delete, post, profile

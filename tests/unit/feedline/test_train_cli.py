@@ -18,7 +18,7 @@ from models.gr.config import GRConfig
 from models.gr.dataset import DatasetError
 from schemas import Engagement
 from schemas.engagement_table import engagements_to_table
-from tests.unit.index_store.snapshot_tables import (
+from tests.unit.index_store.snapshots.snapshot_tables import (
     MODEL,
     deleted_table,
     members_table,

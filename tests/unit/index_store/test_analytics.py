@@ -23,9 +23,9 @@ from index_store.analytics import (
     refresh_views,
     run_query,
 )
-from index_store.snapshot_errors import SnapshotError
 from index_store.snapshots import Snapshot, SnapshotStore
-from tests.unit.index_store.snapshot_tables import (
+from index_store.snapshots.errors import SnapshotError
+from tests.unit.index_store.snapshots.snapshot_tables import (
     MODEL,
     deleted_table,
     members_table,

@@ -19,6 +19,8 @@ from models.settings import EncoderSettings
 from processors.engagement_history import MemberHistories
 from service import rollout_controller
 from service.app import build_api
+from service.feeds.history_feed import HistoryFeed
+from service.feeds.index_feed import IndexFeed
 from service.metrics import ServiceMetrics
 from service.ranker import Ranker
 from service.ranker_settings import RankerSettings
@@ -26,8 +28,6 @@ from service.rollout_controller import RolloutController
 from service.serving import ServingModel, ServingSlot
 from service.settings import ServiceSettings
 from service.state import ServiceState
-from streams.history_feed import HistoryFeed
-from streams.index_feed import IndexFeed
 from streams.settings import KafkaSettings
 from tests.unit.service.fake_encoder import FakeEncoder
 

@@ -23,14 +23,14 @@ from models.gr.checkpoint import save_checkpoint
 from models.gr.config import GRConfig
 from processors.engagement_history import MemberHistories
 from service.app import build_api
+from service.feeds.history_feed import HistoryFeed
+from service.feeds.index_feed import IndexFeed
 from service.metrics import ServiceMetrics
 from service.ranker import Ranker
 from service.ranker_settings import RankerSettings
 from service.serving import ServingModel, ServingSlot
 from service.settings import ServiceSettings
 from service.state import ServiceState
-from streams.history_feed import HistoryFeed
-from streams.index_feed import IndexFeed
 from streams.settings import KafkaSettings
 from tests.unit.models.gr.gr_fixtures import random_model
 from tests.unit.service.fake_encoder import FakeEncoder, update

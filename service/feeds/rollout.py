@@ -7,7 +7,7 @@ prompt it was computed from: a rollout re-embeds those prompts with the new mode
 shadow ``IndexStore`` while the old index keeps serving, then hands the shadow to the caller,
 which switches in one step (``IndexFeed.switch`` and the service's ``ServingSlot``).
 
-Partition/offset behaviour: an own consumer without a group (nothing is committed) assigns
+Partition/offset behaviour: a ``TopicReader`` without a group (nothing is committed) assigns
 every partition of both topics. ``building`` reads each partition from its beginning to the
 end offset observed at the start, keeps the newest update per entity (a post tombstone wins
 for good, as in the store) and re-embeds the survivors in batches. ``catching_up`` reads on
@@ -33,21 +33,19 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from index_store import IndexSettings, IndexStore, InvalidUpdate, Outcome, StoreUpdate
 from processors.newest_per_entity import NewestPerEntity
 from schemas import EmbeddingUpdate, Entity, InvalidRecord, decode
-from streams.errors import StreamsError, TopicError
-from streams.kafka_clients import aiokafka_consumer
-from streams.metrics import ROLLOUT_STATES, RolloutMetrics
+from service.feeds.feed_metrics import ROLLOUT_STATES, RolloutMetrics
+from service.feeds.topic_reader import Positions, TopicReader
+from streams.errors import StreamsError
 from streams.settings import KafkaSettings
-from streams.topics import EMBEDDINGS_MEMBERS, EMBEDDINGS_POSTS, partition_counts
+from streams.topics import EMBEDDINGS_MEMBERS, EMBEDDINGS_POSTS
 
 log = logging.getLogger(__name__)
 
 RolloutState = Literal["building", "catching_up", "switched", "failed"]
-Positions = dict[TopicPartition, int]
 ENTITIES: tuple[Entity, ...] = ("post", "member")
 SKIPPED_LOGGED = 20
 """Updates without text logged one by one per rollout; the rest only in the summary line."""
@@ -188,34 +186,23 @@ class Rollout:
 
     async def _build_shadow(self) -> Shadow:
         store = IndexStore(self.encoder.dim, self.model_version, settings=self.settings)
-        consumer = aiokafka_consumer(self.kafka, group_id=None)
-        await consumer.start()
-        try:
-            partitions = await self._partitions()
-            consumer.assign(partitions)
-            positions: Positions = dict(await consumer.beginning_offsets(partitions))
-            for tp, offset in positions.items():
-                consumer.seek(tp, offset)
-            await self._build(consumer, store, positions)
+        reader = TopicReader(
+            self.kafka,
+            self._entities,
+            max_records=self.batch_size * 4,
+            absent_hint="nothing to roll out",
+        )
+        async with reader:
+            await self._build(reader, store)
             self._set_state("catching_up")
-            await self._catch_up(consumer, store, positions)
-        finally:
-            await consumer.stop()
+            await self._catch_up(reader, store)
         await asyncio.to_thread(store.maintain)
         log.info("rollout to %s built: %s", self.model_version, store.counts())
-        return Shadow(store, positions)
+        return Shadow(store, dict(reader.positions))
 
-    async def _partitions(self) -> list[TopicPartition]:
-        counts = await asyncio.to_thread(partition_counts, self.kafka, self._entities)
-        partitions = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
-        if not partitions:
-            raise TopicError(f"none of {sorted(self._entities)} exists; nothing to roll out")
-        return partitions
-
-    async def _build(self, consumer: AIOKafkaConsumer, store: IndexStore, at: Positions) -> None:
+    async def _build(self, reader: TopicReader, store: IndexStore) -> None:
         reducer = NewestPerEntity()
-        ends = await consumer.end_offsets(list(at))
-        async for records in self._read(consumer, at, ends, "building"):
+        async for records in self._read(reader, reader.targets, "building"):
             for record, where in records:
                 reducer.add(record, where)
         tombstones = reducer.tombstones()
@@ -232,14 +219,14 @@ class Rollout:
         for start in range(0, len(survivors), self.batch_size):
             await self._embed_and_apply(store, survivors[start : start + self.batch_size])
 
-    async def _catch_up(self, consumer: AIOKafkaConsumer, store: IndexStore, at: Positions) -> None:
+    async def _catch_up(self, reader: TopicReader, store: IndexStore) -> None:
         for round_ in range(self.catch_up_rounds + 1):
-            ends = await consumer.end_offsets(list(at))
-            if all(at[tp] >= end for tp, end in ends.items()):
+            ends = await reader.end_offsets()
+            if reader.reached(ends):
                 return
             if round_ == self.catch_up_rounds:
                 break
-            async for records in self._read(consumer, at, ends, "catching_up"):
+            async for records in self._read(reader, ends, "catching_up"):
                 reducer = NewestPerEntity()  # per poll: only the newest version is worth embedding
                 for record, where in records:
                     reducer.add(record, where)
@@ -258,12 +245,13 @@ class Rollout:
             self._progress.deleted_posts += sum(1 for t in tombstones if t.entity == "post")
 
     async def _read(
-        self, consumer: AIOKafkaConsumer, at: Positions, ends: dict[TopicPartition, int], phase: str
+        self, reader: TopicReader, ends: Positions, phase: str
     ) -> AsyncIterator[list[tuple[StoreUpdate, str]]]:
-        """Poll batches of decoded records until ``at`` reached ``ends`` on every partition
-        (records past ``ends`` that come along are kept: ``at`` says what was read)."""
-        while any(at[tp] < end for tp, end in ends.items()):
-            polled = await consumer.getmany(timeout_ms=500, max_records=self.batch_size * 4)
+        """Poll batches of decoded records until the reader reached ``ends`` on every
+        partition (records past ``ends`` that come along are kept: its positions say what was
+        read); a batch counts as read once the caller took the next one."""
+        while not reader.reached(ends):
+            polled = await reader.read()
             batch: list[tuple[StoreUpdate, str]] = []
             for tp, messages in polled.items():
                 for message in messages:
@@ -271,13 +259,10 @@ class Rollout:
                     decoded = self._decode(tp.topic, message.key, message.value, where)
                     if decoded is not None:
                         batch.append((decoded, where))
-                at[tp] = messages[-1].offset + 1
                 self.metrics.records.labels(phase).inc(len(messages))
-            if not polled:  # nothing buffered: the fetch position may have skipped a gap
-                for tp in ends:
-                    at[tp] = max(at[tp], await consumer.position(tp))
             if batch:
                 yield batch
+            await reader.advance(polled)
 
     def _decode(
         self, topic: str, key: bytes | None, value: bytes | None, where: str

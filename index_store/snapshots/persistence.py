@@ -22,10 +22,10 @@ from index_store.backends import VectorBackend, load_backend, make_backend
 from index_store.id_map import IdMap
 from index_store.post_table import CODED_ATTRS, TIME_ABSENT, TIME_NONE, PostColumns
 from index_store.settings import IndexSettings
-from index_store.snapshots import Snapshot, SnapshotStore
+from index_store.snapshots.layout import DELETED_SCHEMA, members_schema, posts_schema
+from index_store.snapshots.store import Snapshot, SnapshotStore
 from index_store.store import IndexStore, MemberRecord
 from index_store.vocabulary import ABSENT
-from schemas.snapshot import DELETED_SCHEMA, members_schema, posts_schema
 
 NATIVE_BACKENDS = frozenset({"ivf", "hnsw"})
 NATIVE_FILE = "index.native"

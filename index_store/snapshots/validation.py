@@ -7,8 +7,8 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from index_store.snapshot_errors import SnapshotError
-from schemas.snapshot import MANIFEST_FILE, TABLE_FILES
+from index_store.snapshots.errors import SnapshotError
+from index_store.snapshots.layout import MANIFEST_FILE, TABLE_FILES
 
 
 def conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
@@ -24,7 +24,7 @@ def conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
     if missing or extra or wrong:
         raise SnapshotError(
             f"{name}: table does not match its snapshot schema (missing {missing}, "
-            f"unexpected {extra}, wrong types {wrong}); build it with schemas.snapshot "
+            f"unexpected {extra}, wrong types {wrong}); build it with index_store.snapshots.layout "
             "(embeddings: pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), dim))"
         )
     try:

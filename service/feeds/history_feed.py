@@ -25,19 +25,15 @@ import asyncio
 import logging
 from types import TracebackType
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from processors.engagement_history import MemberHistories
 from schemas import Engagement, InvalidRecord, decode
-from streams.errors import TopicError
-from streams.kafka_clients import aiokafka_consumer
+from service.feeds.topic_reader import POLL_MAX_RECORDS, TopicReader
 from streams.settings import KafkaSettings
-from streams.topics import ENGAGEMENTS, partition_counts
+from streams.topics import ENGAGEMENTS
 
 log = logging.getLogger(__name__)
-
-POLL_MAX_RECORDS = 2_000
 
 
 class HistoryFeed:
@@ -59,55 +55,28 @@ class HistoryFeed:
         topic_name: str = ENGAGEMENTS.name,
         poll_max_records: int = POLL_MAX_RECORDS,
     ) -> None:
-        if poll_max_records < 1:
-            raise ValueError(f"poll_max_records must be at least 1, got {poll_max_records}")
         self.kafka = kafka
         self.histories = histories
         self.topic = kafka.topic(topic_name)
-        self.poll_max_records = poll_max_records
-        self._consumer: AIOKafkaConsumer | None = None
-        self._targets: dict[TopicPartition, int] = {}
-        self._positions: dict[TopicPartition, int] = {}
+        self.reader = TopicReader(kafka, [self.topic], max_records=poll_max_records)
         self.ready = asyncio.Event()
         self.applied = 0
         self.skipped = 0
 
-    @property
-    def consumer(self) -> AIOKafkaConsumer:
-        """The started consumer (``start()`` first)."""
-        if self._consumer is None:
-            raise RuntimeError("HistoryFeed.start() has not been called")
-        return self._consumer
-
     async def start(self) -> None:
         """Connect, assign every partition, seek each to its beginning, note the end offsets."""
-        self._consumer = aiokafka_consumer(self.kafka, group_id=None)
-        await self._consumer.start()
-        partitions = await self._partitions()
-        self._consumer.assign(partitions)
-        beginnings = await self._consumer.beginning_offsets(partitions)
-        self._targets = dict(await self._consumer.end_offsets(partitions))
-        for tp in partitions:
-            self._consumer.seek(tp, beginnings[tp])
-            self._positions[tp] = beginnings[tp]
+        await self.reader.open()
         log.info(
             "history feed replays %s from the beginning: %d records on %d partitions",
             self.topic,
-            sum(self._targets[tp] - beginnings[tp] for tp in partitions),
-            len(partitions),
+            sum(end - self.reader.beginnings[tp] for tp, end in self.reader.targets.items()),
+            len(self.reader.partitions),
         )
-        await self._check_caught_up()
-
-    async def _partitions(self) -> list[TopicPartition]:
-        counts = await asyncio.to_thread(partition_counts, self.kafka, [self.topic])
-        if not counts:
-            raise TopicError(f"topic {self.topic!r} does not exist; run `feedline topics create`")
-        return [TopicPartition(self.topic, p) for p in range(counts[self.topic])]
+        self._check_caught_up()
 
     async def stop(self) -> None:
         """Disconnect (nothing to commit or save: the next start replays the topic)."""
-        if self._consumer is not None:
-            await self._consumer.stop()
+        await self.reader.close()
 
     async def __aenter__(self) -> HistoryFeed:
         await self.start()
@@ -124,22 +93,16 @@ class HistoryFeed:
     async def run(self) -> None:
         """Apply records until cancelled."""
         while True:
-            polled = await self.consumer.getmany(timeout_ms=500, max_records=self.poll_max_records)
-            for tp, records in polled.items():
+            polled = await self.reader.read()
+            for records in polled.values():
                 for record in records:
                     self._apply(record)
-                self._positions[tp] = records[-1].offset + 1
-            if not self.ready.is_set():
-                await self._check_caught_up()
+            await self.reader.advance(polled)
+            self._check_caught_up()
 
     def lag(self) -> int:
         """Records not yet applied, summed over partitions (0 when fully caught up)."""
-        total = 0
-        for tp in self._targets:
-            highwater = self.consumer.highwater(tp)
-            end = self._targets[tp] if highwater is None else highwater
-            total += max(0, end - self._positions.get(tp, 0))
-        return total
+        return self.reader.lag()
 
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:
@@ -158,13 +121,9 @@ class HistoryFeed:
         self.histories.add_engagement(engagement)
         self.applied += 1
 
-    async def _check_caught_up(self) -> None:
-        for tp, end in self._targets.items():
-            if self._positions[tp] < end:
-                # the fetch position also moves past offsets without records (control records)
-                self._positions[tp] = max(self._positions[tp], await self.consumer.position(tp))
-            if self._positions[tp] < end:
-                return
+    def _check_caught_up(self) -> None:
+        if self.ready.is_set() or not self.reader.caught_up():
+            return
         log.info(
             "history feed caught up: %d members, %d events",
             len(self.histories),

@@ -1,4 +1,4 @@
-"""``index_store.snapshots``: atomic snapshot writes, newest-valid reads, retention."""
+"""``index_store.snapshots.store``: atomic snapshot writes, newest-valid reads, retention."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import index_store.snapshot_files as snapshot_files
-import index_store.snapshots as snapshots_module
-from index_store.snapshot_errors import SnapshotError
+import index_store.snapshots.files as snapshot_files
+import index_store.snapshots.store as snapshots_module
 from index_store.snapshots import Snapshot, SnapshotStore
-from schemas.snapshot import SnapshotManifest, members_schema
-from tests.unit.index_store.snapshot_tables import (
+from index_store.snapshots.errors import SnapshotError
+from index_store.snapshots.layout import SnapshotManifest, members_schema
+from tests.unit.index_store.snapshots.snapshot_tables import (
     DIM,
     MODEL,
     OFFSETS,
@@ -34,7 +34,7 @@ from tests.unit.index_store.snapshot_tables import (
     write,
 )
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def temp_dirs(root: Path) -> list[Path]:
@@ -192,7 +192,7 @@ def test_failing_rename_leaves_previous_snapshot(
 KILLED_WRITER = """
 import sys, time
 from pathlib import Path
-from tests.unit.index_store.snapshot_tables import write
+from tests.unit.index_store.snapshots.snapshot_tables import write
 from index_store.snapshots import SnapshotStore
 
 def hang(path: Path) -> None:
@@ -266,7 +266,7 @@ def test_truncated_file_makes_latest_skip_the_snapshot(
     newest = write(store, seed=1)
     posts = newest.path / "posts.parquet"
     os.truncate(posts, posts.stat().st_size - 100)
-    with caplog.at_level(logging.WARNING, logger="index_store.snapshots"):
+    with caplog.at_level(logging.WARNING, logger="index_store.snapshots.store"):
         assert store.latest() == previous
     assert "posts.parquet has" in caplog.text
     assert store.list() == [previous]

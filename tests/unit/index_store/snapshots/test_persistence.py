@@ -1,5 +1,5 @@
-"""``index_store.persistence``: a store written as a snapshot and restored is the same store,
-on every backend; restored state keeps the id mapping and the remembered deletes."""
+"""``index_store.snapshots.persistence``: a store written as a snapshot and restored is the
+same store, on every backend; restored state keeps the id mapping and the remembered deletes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from index_store import IndexSettings, IndexStore, StoreUpdate
-from index_store.persistence import NATIVE_FILE, capture, restore, write_snapshot
 from index_store.snapshots import Snapshot, SnapshotStore
+from index_store.snapshots.persistence import NATIVE_FILE, capture, restore, write_snapshot
 from schemas import EmbeddingUpdate, Entity
 
 DIM = 16

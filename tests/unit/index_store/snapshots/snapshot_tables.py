@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from index_store.snapshots import Snapshot, SnapshotStore
-from schemas.snapshot import DELETED_SCHEMA, members_schema, posts_schema
+from index_store.snapshots.layout import DELETED_SCHEMA, members_schema, posts_schema
 
 MODEL = "all-MiniLM-L6-v2@d7fab4550a5e+pct"
 DIM = 8

@@ -16,16 +16,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from aiokafka import TopicPartition
-
 from index_store import IndexSettings, IndexStore
-from index_store.persistence import StoreImage, capture, write_snapshot
 from index_store.snapshots import Snapshot, SnapshotStore
-from streams.metrics import IndexMetrics
+from index_store.snapshots.persistence import StoreImage, capture, write_snapshot
+from service.feeds.feed_metrics import IndexMetrics
+from service.feeds.topic_reader import Positions
 
 log = logging.getLogger(__name__)
 
-Positions = dict[TopicPartition, int]
 Commit = Callable[[Positions], Awaitable[None]]
 
 

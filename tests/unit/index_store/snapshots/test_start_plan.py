@@ -1,5 +1,5 @@
-"""``index_store.start_plan``: restore from a snapshot only when its offsets are still in the
-log and it was made by the same model; otherwise replay, with the reason."""
+"""``index_store.snapshots.start_plan``: restore from a snapshot only when its offsets are
+still in the log and it was made by the same model; otherwise replay, with the reason."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 
 from index_store.snapshots import Snapshot, SnapshotStore
-from index_store.start_plan import plan_start
-from schemas.snapshot import DELETED_SCHEMA, members_schema, posts_schema
+from index_store.snapshots.layout import DELETED_SCHEMA, members_schema, posts_schema
+from index_store.snapshots.start_plan import plan_start
 
 DIM = 4
 MODEL = "m@1"

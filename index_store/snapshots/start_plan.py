@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from index_store.snapshots import Snapshot
+from index_store.snapshots.store import Snapshot
 
 Partition = tuple[str, int]
 StartReason = Literal[

@@ -38,21 +38,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from index_store.snapshot_errors import SnapshotError
-from index_store.snapshot_files import (
+from index_store.snapshots.errors import SnapshotError
+from index_store.snapshots.files import (
     fsync_dir,
     fsync_file,
     remove_path,
     write_parquet,
     write_synced,
 )
-from index_store.snapshot_validation import (
-    check_extra_names,
-    check_model_version,
-    check_posts,
-    conform,
-)
-from schemas.snapshot import (
+from index_store.snapshots.layout import (
     DELETED_FILE,
     DELETED_SCHEMA,
     MANIFEST_FILE,
@@ -65,6 +59,12 @@ from schemas.snapshot import (
     make_snapshot_id,
     members_schema,
     posts_schema,
+)
+from index_store.snapshots.validation import (
+    check_extra_names,
+    check_model_version,
+    check_posts,
+    conform,
 )
 
 log = logging.getLogger(__name__)
