@@ -26,6 +26,7 @@ from feedline.lag_cli import lag_app
 from feedline.logs import configure_logging, log_effective_config
 from feedline.loo_cli import eval_leave_one_out_command
 from feedline.snapshot_cli import snapshot_app
+from feedline.topics_cli import topics_describe
 from feedline.train_cli import train_app
 
 if TYPE_CHECKING:
@@ -96,6 +97,9 @@ def kafka_stop(data_dir: Annotated[Path, typer.Option()] = DEFAULT_KAFKA_DIR) ->
     stopped = stop_pid(int(json.loads(state_file.read_text())["pid"]))
     state_file.unlink()
     typer.echo("stopped" if stopped else "was not running")
+
+
+topics_app.command("describe")(topics_describe)
 
 
 @topics_app.command("create")
@@ -299,11 +303,23 @@ def soak(
     kill_max_s: Annotated[float, typer.Option(min=0.0)] = 40.0,
     events_per_s: Annotated[float, typer.Option(min=0.1)] = 8.0,
     members: Annotated[int, typer.Option(min=1)] = 40,
+    partitions: Annotated[int, typer.Option(min=1)] = 4,
+    prompt_workers: Annotated[int, typer.Option(min=1)] = 2,
+    embed_workers: Annotated[int, typer.Option(min=1)] = 2,
+    serve_replicas: Annotated[int, typer.Option(min=1)] = 1,
+    steps: Annotated[
+        str | None,
+        typer.Option(
+            help="a fixed schedule instead of random kills, comma-separated: a role name "
+            "(kill -9, restart), broker, +name (start a new role), -name (SIGTERM it for good)"
+        ),
+    ] = None,
     work_dir: Annotated[Path | None, typer.Option(help="keep broker data and logs here")] = None,
 ) -> None:
     """Chaos soak: kill -9 roles and the broker under a seeded workload, then check the index
     and the compacted topics against the ground truth. Last line: one JSON object; exits 1
-    when anything was lost, stale or dead-lettered."""
+    when anything was lost, stale or dead-lettered, a replica answered differently, a scaled
+    group did not settle, or a late replica said ready before catching up."""
     from feedline.soak import LOSS_COUNTS, SoakConfig, config_json, run_soak
 
     if kill_max_s < kill_min_s:
@@ -315,6 +331,11 @@ def soak(
         kill_every_s=(kill_min_s, kill_max_s),
         events_per_s=events_per_s,
         members=members,
+        partitions=partitions,
+        prompt_workers=prompt_workers,
+        embed_workers=embed_workers,
+        serve_replicas=serve_replicas,
+        victims=tuple(s.strip() for s in steps.split(",") if s.strip()) if steps else None,
         work_dir=work_dir,
     )
     log.info("soak config: %s", config_json(config))

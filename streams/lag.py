@@ -139,6 +139,25 @@ class GroupState(NamedTuple):
     members: int
 
 
+class DescribedMember(NamedTuple):
+    """One member of a group as DescribeGroups reports it; ``assignment`` is the raw bytes of
+    its assigned partitions (``streams.group_owners`` decodes them)."""
+
+    member_id: str
+    client_id: str
+    host: str
+    assignment: bytes
+
+
+class GroupDescription(NamedTuple):
+    """A group's state (``Stable``, ``PreparingRebalance``, ``Empty``, ``Dead``...), its
+    assignment protocol and its members."""
+
+    state: str
+    protocol: str
+    members: tuple[DescribedMember, ...]
+
+
 class OffsetsSource(Protocol):
     """Reads offsets from the cluster; each method raises ``LagReadError`` on broker errors."""
 
@@ -285,6 +304,17 @@ class KafkaOffsetsSource:
             lambda client: self._group_state(client, group), f"reading group {group!r}"
         )
 
+    def describe_group(self, group: str) -> GroupDescription:
+        """The group's state and members with their assignments (an unknown group: ``Dead``,
+        no members)."""
+
+        async def describe(client: Any) -> GroupDescription:
+            coordinator = await client.coordinator_lookup(GROUP_COORDINATOR, group)
+            response = await client.send(coordinator, DescribeGroupsRequest([group]))
+            return described_group(response, group)
+
+        return self._run(describe, f"describing group {group!r}")
+
     def watermarks(
         self, partitions: Sequence[Partition]
     ) -> tuple[dict[Partition, int], dict[Partition, int]]:
@@ -403,11 +433,20 @@ def fetched_offsets(response: Any, group: str) -> dict[Partition, int]:
 def described_members(response: Any, group: str) -> int:
     """Members of ``group`` in a DescribeGroups response (an unknown group is ``Dead`` with
     none); raises the broker's error for the group's error code."""
+    return len(described_group(response, group).members)
+
+
+def described_group(response: Any, group: str) -> GroupDescription:
+    """``group`` in a DescribeGroups response; raises the broker's error for its error code."""
     for described in response.groups:
-        error_code, name, members = described[0], described[1], described[5]
+        error_code, name, state, _protocol_type, protocol, members = described[:6]
         if name == group:
             _raise_for(error_code, f"description of group {group!r}")
-            return len(members)
+            return GroupDescription(
+                state,
+                protocol,
+                tuple(DescribedMember(m[0], m[1], m[2], m[4]) for m in members),
+            )
     raise KafkaError(f"the broker's description of groups left out {group!r}")
 
 
