@@ -2,7 +2,9 @@
 
 ``feedline soak`` (``make soak``) starts a broker with ``feedline kafka start``, creates the
 topics with ``feedline topics create`` and runs the roles as ``feedline worker prompts`` (x2),
-``feedline worker embed`` (x2) and ``feedline serve``, each its own process. A seeded workload
+``feedline worker embed`` (x2) and ``feedline serve`` (x1; more replicas with
+``serve_replicas``, each with its own snapshot directory and index group: replicas share nothing
+but Kafka), each its own process. A seeded workload
 (``feedline.soak_workload``) publishes new posts, edits, deletes, engagements and member
 profiles through the producer client, keeping the ground truth of what was acknowledged.
 Meanwhile a killer SIGKILLs a random role every 10-40 s and starts it again, and a few times
@@ -11,6 +13,13 @@ catches up (every group at zero lag, the index caught up and quiet), and
 ``feedline.soak_checks`` compares the index and the compacted topics with the truth. The
 last line printed is one JSON object with the counts (all must be 0), the kill cycles per
 role and the broker restarts.
+
+A fixed schedule (``victims``) can also scale: ``+embed-3`` starts a role that was not there
+(for a worker: then waits until its group settles, timed; for a query-service replica: times
+it to ready and checks it did not say ready before catching up, see ``feedline.soak_scaling``),
+``-prompts-2`` stops one for good with SIGTERM (a scale-down), a bare name kills -9 and
+restarts. After catch-up every replica is checked against the truth, their answers are
+compared member by member, and the worker groups must show no ownership warning.
 
 Example::
 
@@ -42,6 +51,14 @@ import httpx
 from feedline.errors import FeedlineError
 from feedline.processes import RoleProcess
 from feedline.soak_checks import check
+from feedline.soak_scaling import (
+    LateReady,
+    Settled,
+    late_replica,
+    ownership_warnings,
+    replica_mismatches,
+    settle,
+)
 from feedline.soak_workload import SoakWorkload
 from service.client import QueryClient
 from streams.errors import ProduceError
@@ -76,21 +93,24 @@ class SoakConfig:
     partitions: int = 4
     prompt_workers: int = 2
     embed_workers: int = 2
+    serve_replicas: int = 1
     catch_up_timeout_s: float = 900.0
     quiet_s: float = 15.0
     """How long the topics must stay unchanged at zero lag before the checks run."""
     victims: tuple[str, ...] | None = None
-    """A fixed kill order (role names or ``broker``) instead of random choices."""
+    """A fixed order of steps instead of random kills: a role name (kill -9 and restart),
+    ``broker``, ``+name`` (start a new role: scale up) or ``-name`` (SIGTERM it for good:
+    scale down)."""
     work_dir: Path | None = None
     """Keep the broker data and role logs here (default: a temporary directory, removed
     after a clean run)."""
 
     def roles(self) -> list[str]:
-        """The role process names, e.g. ``prompts-1``, ``embed-2``, ``serve``."""
+        """The role process names at the start, e.g. ``prompts-1``, ``embed-2``, ``serve-1``."""
         return [
             *(f"prompts-{i + 1}" for i in range(self.prompt_workers)),
             *(f"embed-{i + 1}" for i in range(self.embed_workers)),
-            "serve",
+            *(f"serve-{i + 1}" for i in range(self.serve_replicas)),
         ]
 
 
@@ -99,6 +119,9 @@ class _Tally:
     kills: Counter[str] = field(default_factory=Counter)
     unexpected_exits: Counter[str] = field(default_factory=Counter)
     broker_restarts: int = 0
+    rebalances: dict[str, Settled] = field(default_factory=dict)
+    """Scaling step of a worker (``+embed-3``) → how its group settled."""
+    late_replicas: dict[str, LateReady] = field(default_factory=dict)
 
 
 def run_soak(config: SoakConfig) -> dict[str, Any]:
@@ -126,6 +149,10 @@ LOSS_COUNTS = (
     "missing_members",
     "compacted_keys_not_newest_last",
     "dlq_records",
+    "replica_answer_mismatches",
+    "ownership_warnings",
+    "unsettled_rebalances",
+    "late_ready_violations",
 )
 
 
@@ -138,8 +165,7 @@ class _Stack:
         self.rng = random.Random(config.seed)
         self.tally = _Tally()
         self.workload = SoakWorkload(config.seed, config.members)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.ports: dict[str, int] = {}
         self.kafka = KafkaSettings(
             bootstrap_servers=self._start_broker(), partitions=config.partitions
         )
@@ -153,7 +179,7 @@ class _Stack:
         self._feedline("topics", "create")
         for role in self.roles.values():
             role.start()
-        self._wait(self._service_ready, 300, "the query service to be ready")
+        self._wait(self._service_ready, 300, "every query-service replica to be ready")
         publisher = threading.Thread(target=self._publish, name="soak-workload", daemon=True)
         publisher.start()
         self._kill_cycles()
@@ -165,17 +191,27 @@ class _Stack:
         caught_up_at = time.monotonic()
         caught_up = self._catch_up()
         catch_up_s = time.monotonic() - caught_up_at
-        report = check(
-            self.kafka, self.url, self.workload.truth, self.kafka.topic("feedline-prompts")
-        )
+        truth = self.workload.truth
+        report = check(self.kafka, self.urls(), truth, self.kafka.topic("feedline-prompts"))
+        mismatched = replica_mismatches(self.urls(), sorted(truth.members))
+        owners = ownership_warnings(self.kafka)
+        rebalances = self.tally.rebalances
+        late = self.tally.late_replicas
         summary: dict[str, Any] = {
             "soak": "chaos",
             **report.counts(),
+            "replica_answer_mismatches": len(mismatched),
+            "ownership_warnings": len(owners),
+            "unsettled_rebalances": sum(1 for s in rebalances.values() if s.seconds is None),
+            "late_ready_violations": sum(1 for r in late.values() if r.violation),
             "caught_up": caught_up,
             "role_kill_cycles": sum(self.tally.kills.values()),
             "kills": dict(sorted(self.tally.kills.items())),
             "broker_restarts": self.tally.broker_restarts,
             "unexpected_exits": dict(sorted(self.tally.unexpected_exits.items())),
+            "roles_at_end": sorted(self.roles),
+            "rebalance_s": {step: s.seconds for step, s in rebalances.items()},
+            "late_replicas": {name: asdict(r) for name, r in late.items()},
             "events_published": self.workload.truth.events,
             "posts": len(self.workload.truth.revisions),
             "deleted_posts": len(self.workload.truth.deleted),
@@ -185,7 +221,13 @@ class _Stack:
             "seed": self.config.seed,
         }
         if any(summary[k] for k in LOSS_COUNTS):
-            log.error("soak found defects: %s", json.dumps(report.examples()))
+            defects = {
+                **report.examples(),
+                "replicas_differ_for": mismatched[:5],
+                "ownership": owners,
+                "rebalances": {step: asdict(s) for step, s in rebalances.items()},
+            }
+            log.error("soak found defects: %s", json.dumps(defects))
         return summary
 
     def stop(self) -> None:
@@ -229,9 +271,15 @@ class _Stack:
             "FEEDLINE_KAFKA_PARTITIONS": str(self.config.partitions),
             "FEEDLINE_LOG_LEVEL": "INFO",
             "FEEDLINE_PROMPTS_LOG_LEVEL": "INFO",  # rebalances and seeks, for a post-mortem
-            "FEEDLINE_INDEX_SNAPSHOT_DIR": str(self.work / "snapshots"),
             "FEEDLINE_INDEX_SNAPSHOT_INTERVAL_S": "10",
         }
+
+    def urls(self) -> list[str]:
+        """The query-service replicas running now."""
+        return [self._url(name) for name in sorted(self.roles) if name.startswith("serve")]
+
+    def _url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
 
     def _role(self, name: str) -> RoleProcess:
         kind = name.split("-")[0]
@@ -246,7 +294,15 @@ class _Stack:
         if kind == "embed":
             env = {**self.env, "FEEDLINE_EMBED_INSTANCE_ID": name}
             return RoleProcess(name, ["worker", "embed"], env, logs)
-        return RoleProcess(name, ["serve", "--port", str(self.port)], self.env, logs)
+        if kind != "serve":
+            raise SoakError(f"unknown role {name!r}: prompts-N, embed-N or serve-N")
+        port = self.ports.setdefault(name, free_port())
+        env = {
+            **self.env,
+            "FEEDLINE_INDEX_SNAPSHOT_DIR": str(self.work / name / "snapshots"),
+            "FEEDLINE_INDEX_CONSUMER_GROUP": f"feedline-index-{name}",
+        }
+        return RoleProcess(name, ["serve", "--port", str(port)], env, logs)
 
     def _kill_cycles(self) -> None:
         config = self.config
@@ -260,11 +316,39 @@ class _Stack:
             if victim == BROKER or (victim is None and cycle in broker_at):
                 self._restart_broker()
                 continue
+            if victim is not None and victim[0] in "+-":
+                self._scale(victim)
+                continue
             name = victim or self.rng.choice(sorted(self.roles))
             self.roles[name].kill()
             self.tally.kills[name] += 1
             self.roles[name].start()
             log.info("cycle %d: killed and restarted %s", cycle + 1, name)
+
+    def _scale(self, step: str) -> None:
+        """``+name``: start a new role; ``-name``: SIGTERM one for good. Workers: time the
+        group to steady state; a new replica: time it to ready."""
+        name, kind = step[1:], step[1:].split("-")[0]
+        if step[0] == "+":
+            if name in self.roles:
+                raise SoakError(f"{step}: {name} runs already")
+            self.roles[name] = role = self._role(name)
+            if kind == "serve":
+                ready = late_replica(self.kafka, self._url(name), role.start)
+                self.tally.late_replicas[name] = ready
+                log.info("%s: replica ready after %s s (%s)", step, ready.seconds, ready.start)
+                return
+            role.start()
+        else:
+            if name not in self.roles:
+                raise SoakError(f"{step}: {name} does not run")
+            self.roles.pop(name).stop()
+            if kind == "serve":
+                return
+        running = sum(1 for n in self.roles if n.startswith(f"{kind}-"))
+        settled = settle(self.kafka, kind, running)
+        self.tally.rebalances[step] = settled
+        log.info("%s: %s group settled after %s s", step, kind, settled.seconds)
 
     def _restart_broker(self) -> None:
         self._kill_broker()
@@ -343,16 +427,23 @@ class _Stack:
             # per partition are always in flight between two commits
             ticking = consumer_group_lag(kafka, kafka.topic("feedline-prompts"), by_member)
             lag += sum(max(0, n - TICKS_IN_FLIGHT) for n in ticking.values())
-            with QueryClient(self.url) as client:
-                stats = client.stats()
+            replicas = []
+            for url in self.urls():
+                with QueryClient(url) as client:
+                    replicas.append(client.stats())
         except (LagReadError, httpx.HTTPError, ValueError) as error:
             log.info("catch-up reading failed (retrying): %s", error)
             return None
-        return (lag + stats.lag + (0 if stats.ready else 1), stats.lag, stats.applied)
+        index_lag = sum(s.lag + (0 if s.ready else 1) for s in replicas)
+        return (lag + index_lag, index_lag, *(s.applied for s in replicas))
 
     def _service_ready(self) -> bool:
-        with QueryClient(self.url) as client:
-            return client.is_ready()  # False while it is not listening
+        urls = self.urls()
+        for url in urls:
+            with QueryClient(url) as client:
+                if not client.is_ready():  # False while it is not listening
+                    return False
+        return bool(urls)
 
     def _wait(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s

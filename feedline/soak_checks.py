@@ -1,8 +1,9 @@
 """What the soak verifies after catching up, against its ground truth.
 
-* the index, through the query API: live posts missing, deleted posts present, posts whose
-  indexed version is not the newest one in ``embeddings.posts`` or whose newest prompt is not
-  rendered from the latest revision, members with a profile but no vector;
+* the index of every query-service replica, through the query API: live posts missing,
+  deleted posts present, posts whose indexed version is not the newest one in
+  ``embeddings.posts`` or whose newest prompt is not rendered from the latest revision,
+  members with a profile but no vector;
 * every compacted topic the pipeline writes, read to its end (``read_committed``): keys whose
   last record is not their newest version (``embeddings.*``: ``version``, a tombstone being
   newer than anything; the prompt processor's ``posts``/``members`` changelogs: the table
@@ -12,7 +13,7 @@
 
 Example::
 
-    report = check(kafka, "http://127.0.0.1:8080", workload.truth, "feedline-prompts")
+    report = check(kafka, ["http://127.0.0.1:8080"], workload.truth, "feedline-prompts")
     report.counts()  # {"lost_posts": 0, "resurrected_posts": 0, ...}
 """
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -79,15 +80,30 @@ class SoakReport:
         return out
 
 
-def check(kafka: KafkaSettings, service_url: str, truth: SoakTruth, prompts_app: str) -> SoakReport:
+def check(
+    kafka: KafkaSettings, service_urls: Sequence[str], truth: SoakTruth, prompts_app: str
+) -> SoakReport:
     """Verify the pipeline's end state against ``truth`` (``prompts_app``: the prompt
-    processor's app id, prefix included, which names its changelogs)."""
+    processor's app id, prefix included, which names its changelogs); with several replicas
+    each is checked, and an offending key is reported as ``key@url``."""
     report = SoakReport()
     posts = read_to_end(kafka, kafka.topic(EMBEDDINGS_POSTS.name))
     members = read_to_end(kafka, kafka.topic(EMBEDDINGS_MEMBERS.name))
-    with QueryClient(service_url, timeout_s=30) as client:
-        _check_posts(client, truth, posts, report)
-        report.missing_members = [m for m in sorted(truth.members) if not _has_vector(client, m)]
+    for url in service_urls:
+        replica = SoakReport()
+        with QueryClient(url, timeout_s=30) as client:
+            _check_posts(client, truth, posts, replica)
+            replica.missing_members = [
+                m for m in sorted(truth.members) if not _has_vector(client, m)
+            ]
+        suffix = f"@{url}" if len(service_urls) > 1 else ""
+        for mine, theirs in (
+            (report.lost_posts, replica.lost_posts),
+            (report.resurrected_posts, replica.resurrected_posts),
+            (report.stale_posts, replica.stale_posts),
+            (report.missing_members, replica.missing_members),
+        ):
+            mine.extend(key + suffix for key in theirs)
     compacted: dict[str, tuple[Records, Callable[[bytes | None], int]]] = {
         EMBEDDINGS_POSTS.name: (posts, update_version),
         EMBEDDINGS_MEMBERS.name: (members, update_version),

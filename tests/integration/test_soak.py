@@ -1,6 +1,8 @@
-"""The short chaos soak of ``make test``: kill -9 an embedding worker, a prompt worker, the broker
-(while that prompt worker rejoins its group) and the query service while a workload runs;
-nothing may be lost, stale, resurrected or dead-lettered."""
+"""The short chaos soak of ``make test``: N of every role at once (2 prompt processors, 3
+embedding workers, 2 query-service replicas), scaled up and down while a workload runs and
+killed -9 with the broker: nothing may be lost, stale, resurrected or dead-lettered, every
+scaled group settles with one owner per partition, the replicas answer alike, and a replica
+that joins late is ready only once caught up."""
 
 from __future__ import annotations
 
@@ -13,14 +15,26 @@ from feedline.soak import LOSS_COUNTS, SoakConfig, run_soak
 pytestmark = pytest.mark.integration
 
 
+# scaling of each kind (+ starts a new one, - stops one with SIGTERM for good), a rebalance of
+# each worker group by kill -9, the broker killed while the killed prompt worker rejoins its
+# group (issue 12), a replica restored from its snapshot after a kill, and a replica that joins
+# late and replays everything
+STEPS = (
+    "+embed-4", "prompts-1", "broker", "+prompts-3", "-embed-1", "serve-1",
+    "-serve-2", "embed-2", "-prompts-3", "+serve-3",
+)  # fmt: skip
+
+
 @pytest.mark.timeout(900)
-def test_short_soak_loses_nothing(tmp_path: Path) -> None:
+def test_short_soak_scales_every_role_and_loses_nothing(tmp_path: Path) -> None:
     config = SoakConfig(
         seed=11,
-        # a rebalance of each worker group, the broker killed while the restarted prompt worker
-        # joins its group (issue 12), the service restored from its snapshot while they recover
-        victims=("embed-1", "prompts-1", "broker", "serve"),
-        kill_every_s=(6.0, 9.0),
+        partitions=6,  # >= the most workers of a kind; 2 and 3 prompt processors both divide it
+        prompt_workers=2,
+        embed_workers=3,
+        serve_replicas=2,
+        victims=STEPS,
+        kill_every_s=(3.0, 5.0),
         events_per_s=6.0,
         members=20,
         catch_up_timeout_s=480.0,
@@ -36,7 +50,16 @@ def test_short_soak_loses_nothing(tmp_path: Path) -> None:
     assert {k: summary[k] for k in LOSS_COUNTS} == dict.fromkeys(LOSS_COUNTS, 0), (
         f"{summary}\n{logs}"
     )
-    assert summary["kills"] == {"embed-1": 1, "prompts-1": 1, "serve": 1}
+    assert summary["kills"] == {"embed-2": 1, "prompts-1": 1, "serve-1": 1}
     assert summary["broker_restarts"] == 1
     assert summary["unexpected_exits"] == {}, logs
+    assert summary["roles_at_end"] == [
+        "embed-2", "embed-3", "embed-4", "prompts-1", "prompts-2", "serve-1", "serve-3",
+    ]  # fmt: skip
+    rebalances = summary["rebalance_s"]
+    assert sorted(rebalances) == ["+embed-4", "+prompts-3", "-embed-1", "-prompts-3"]
+    assert all(seconds is not None for seconds in rebalances.values()), rebalances
+    late = summary["late_replicas"]["serve-3"]
+    assert late["start"] == "no_snapshot" and late["seconds"] is not None, late
+    assert late["lag_at_ready"] <= late["written_meanwhile"], late
     assert summary["posts"] > 20 and summary["members"] == 20
