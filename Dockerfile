@@ -13,5 +13,9 @@ COPY models ./models
 COPY index_store ./index_store
 COPY service ./service
 RUN uv pip install --system --no-cache --no-deps .
+# State directories owned by the runtime user: a new Docker volume mounted there takes the
+# image's ownership, so `nobody` can write its RocksDB tables and index snapshots.
+RUN mkdir -p /var/lib/feedline/prompts /var/lib/feedline/snapshots \
+ && chown -R nobody:nogroup /var/lib/feedline
 USER nobody
 ENTRYPOINT ["feedline"]

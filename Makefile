@@ -5,12 +5,15 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test check unit integration soak bench bench-load bench-workers bench-restart bench-prompts bench-gr bench-store bench-lag bench-index-1m bench-gpu bench-dual lock schemas clean promtool
+.PHONY: setup demo test check unit integration soak bench bench-load bench-workers bench-restart bench-prompts bench-gr bench-store bench-lag bench-index-1m bench-memory bench-gpu bench-dual lock schemas clean promtool k8s-tools
 
-setup: $(STAMP) promtool  ## create .venv with the locked dependencies and feedline installed (editable)
+setup: $(STAMP) promtool k8s-tools  ## create .venv with the locked dependencies and feedline installed (editable)
 
 promtool:  ## promtool for the alert-rule tests: on PATH, cached in ~/.cache/feedline, or unpacked from Debian's prometheus package
 	@scripts/promtool.sh >/dev/null || echo "make: no promtool; tests/unit/feedline/test_monitoring.py will fail (see deploy/monitoring/README.md)" >&2
+
+k8s-tools: $(STAMP)  ## pinned kustomize + kubeconform and offline Kubernetes/KEDA schemas for tests/unit/deploy, built once into ~/.cache/feedline/k8s
+	@scripts/k8s_tools.sh >/dev/null || echo "make: no kustomize/kubeconform; tests/unit/deploy will fail (see deploy/kubernetes/README.md)" >&2
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "feedline needs Python >= 3.11"'
@@ -84,6 +87,9 @@ bench-gpu: setup  ## the GPU benchmarks (run through the device tool on a lent G
 	$(BIN)/python -m bench.gr_scoring --device cuda --attention flex --candidates 100,500
 	$(BIN)/python -m bench.gr_scoring --device cuda --attention sdpa --candidates 100,500
 	$(BIN)/python -m bench.torch_scan --sizes 1000000,10000000 --dtype float16
+
+bench-memory: setup  ## index memory per million posts per backend, for sizing (about 8 minutes)
+	$(BIN)/python -m bench.index_memory --backends flat,ivf,hnsw
 
 bench-index-1m: setup  ## the index benchmarks at 1M vectors (about 25 minutes on 2 cores)
 	$(BIN)/python -m bench.index_knn --sizes 1000000 --backends flat,ivf,hnsw,torch

@@ -3,6 +3,7 @@ past transaction markers too; catching up, lag, commits, and a clear error for a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -26,6 +27,23 @@ def publish_in_a_transaction(kafka: KafkaSettings, topic: str, values: list[byte
     producer.commit_transaction(30)
 
 
+async def stable_end(kafka: KafkaSettings, topic: str, partition: int, wanted: int) -> None:
+    """Wait until ``read_committed`` readers see ``wanted`` as the end of ``topic[partition]``:
+    the broker writes a transaction's commit marker after ``commit_transaction`` returned, and
+    until then the stable end stays before the transaction."""
+    consumer = aiokafka_consumer(kafka, group_id=None)
+    await consumer.start()
+    tp = TopicPartition(topic, partition)
+    try:
+        for _ in range(100):
+            if (await consumer.end_offsets([tp]))[tp] == wanted:
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"the stable end of {tp} never reached {wanted}")
+
+
 async def read_until_caught_up(reader: TopicReader) -> list[bytes]:
     seen: list[bytes] = []
     for _ in range(40):
@@ -45,6 +63,7 @@ async def test_positions_follow_handled_batches_past_transaction_markers(
     kafka = kafka_factory(partitions=2)
     topic = kafka.topic("engagements")
     publish_in_a_transaction(kafka, topic, [b"a", b"b", b"c"])
+    await stable_end(kafka, topic, 0, 4)
     p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
 
     async with TopicReader(kafka, [topic], max_records=2) as reader:
@@ -58,10 +77,11 @@ async def test_positions_follow_handled_batches_past_transaction_markers(
 
         publish_in_a_transaction(kafka, topic, [b"d"])
         assert reader.reached(reader.targets)
-        assert not reader.reached(await reader.end_offsets())
+        await stable_end(kafka, topic, 0, 6)
+        ends = await reader.end_offsets()
+        assert not reader.reached(ends)
         reader.seek({p0: 2})  # back: a replay reads again what follows
         assert reader.positions == {p0: 2, p1: 0}
-        ends = await reader.end_offsets()
         seen: list[bytes] = []
         while not reader.reached(ends):
             polled = await reader.read()
@@ -76,6 +96,7 @@ async def test_a_reader_with_a_group_commits_what_it_is_told(
     kafka = kafka_factory(partitions=1)
     topic = kafka.topic("engagements")
     publish_in_a_transaction(kafka, topic, [b"a", b"b"])
+    await stable_end(kafka, topic, 0, 3)
     tp = TopicPartition(topic, 0)
     async with TopicReader(kafka, [topic], group_id=f"{topic}.reader") as reader:
         await read_until_caught_up(reader)
