@@ -26,8 +26,8 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup  ## Kafka + the three roles on the synthetic world; last line is a JSON summary
 	$(BIN)/feedline demo $(DEMO_ARGS)
 
-test: setup check  ## lint, type-check, unit and integration tests (starts its own Kafka)
-	$(BIN)/pytest -ra --durations=10 $(PYTEST_ARGS)
+test: setup check  ## lint, type-check, unit and integration tests in two workers (starts its own Kafka)
+	$(BIN)/pytest -ra --durations=10 -n 2 --dist loadfile $(PYTEST_ARGS)
 
 check: setup  ## ruff lint + format check, mypy
 	$(BIN)/ruff check .

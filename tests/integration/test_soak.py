@@ -17,11 +17,11 @@ pytestmark = pytest.mark.integration
 
 # scaling of each kind (+ starts a new one, - stops one with SIGTERM for good), a rebalance of
 # each worker group by kill -9, the broker killed while the killed prompt worker rejoins its
-# group (issue 12), a replica restored from its snapshot after a kill, and a replica that joins
-# late and replays everything
+# group (issue 12), a replica restored from its snapshot after a kill, a replica that joins
+# late and replays everything, and the removed one back: it restores its snapshot, then tails
 STEPS = (
     "+embed-4", "prompts-1", "broker", "+prompts-3", "-embed-1", "serve-1",
-    "-serve-2", "embed-2", "-prompts-3", "+serve-3",
+    "-serve-2", "embed-2", "-prompts-3", "+serve-3", "+serve-2",
 )  # fmt: skip
 
 
@@ -54,12 +54,16 @@ def test_short_soak_scales_every_role_and_loses_nothing(tmp_path: Path) -> None:
     assert summary["broker_restarts"] == 1
     assert summary["unexpected_exits"] == {}, logs
     assert summary["roles_at_end"] == [
-        "embed-2", "embed-3", "embed-4", "prompts-1", "prompts-2", "serve-1", "serve-3",
+        "embed-2", "embed-3", "embed-4", "prompts-1", "prompts-2", "serve-1", "serve-2",
+        "serve-3",
     ]  # fmt: skip
     rebalances = summary["rebalance_s"]
     assert sorted(rebalances) == ["+embed-4", "+prompts-3", "-embed-1", "-prompts-3"]
     assert all(seconds is not None for seconds in rebalances.values()), rebalances
-    late = summary["late_replicas"]["serve-3"]
-    assert late["start"] == "no_snapshot" and late["seconds"] is not None, late
-    assert late["lag_at_ready"] <= late["written_meanwhile"], late
+    late = summary["late_replicas"]
+    assert late["serve-3"]["start"] == "no_snapshot", late  # nothing of its own: replays
+    assert late["serve-2"]["start"] == "restored", late  # its snapshot, then the tail
+    for replica in late.values():
+        assert replica["seconds"] is not None, late
+        assert replica["lag_at_ready"] <= replica["written_meanwhile"], late
     assert summary["posts"] > 20 and summary["members"] == 20

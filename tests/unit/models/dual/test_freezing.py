@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from models import EncoderSettings, TextEncoder
 from models.dual.freezing import FreezeError, freeze_bottom, transformer_layers
 from models.dual.trainer import train_dual_encoder
+from tests.support.dual_data import fast, topic_examples
 from tests.tiny_models import save_tiny_model
-from tests.unit.models.dual.dual_data import fast, topic_examples
 
 USED = ("<view_pct>", "</view_pct>")  # in every post prompt of topic_examples()
 UNUSED = ("<share_pct>", "</share_pct>")

@@ -18,8 +18,8 @@ from models import EncoderSettings, TextEncoder
 from models.dual import trainer as trainer_module
 from models.dual.trainer import DualTrainResult, train_dual_encoder
 from models.encoder import MODEL_CARD_FILE
+from tests.support.dual_data import fast, topic_examples
 from tests.tiny_models import save_tiny_model
-from tests.unit.models.dual.dual_data import fast, topic_examples
 
 
 class FakeValidation(NamedTuple):
