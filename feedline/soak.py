@@ -70,6 +70,7 @@ from streams.topics import ENGAGEMENTS_BY_MEMBER, PRODUCER_TOPICS, PROMPTS_MEMBE
 
 log = logging.getLogger(__name__)
 BROKER = "broker"
+ROLE_KINDS = ("prompts", "embed", "serve")
 TICKS_IN_FLIGHT = 3
 
 
@@ -112,6 +113,28 @@ class SoakConfig:
             *(f"embed-{i + 1}" for i in range(self.embed_workers)),
             *(f"serve-{i + 1}" for i in range(self.serve_replicas)),
         ]
+
+    def __post_init__(self) -> None:
+        """A schedule that cannot run fails here, before a broker or role starts."""
+        running = set(self.roles())
+        for n, step in enumerate(self.victims or (), start=1):
+            if step == BROKER:
+                continue
+            name = step.lstrip("+-")
+            kind, _, number = name.partition("-")
+            if kind not in ROLE_KINDS or not number.isdigit() or len(step) - len(name) > 1:
+                raise SoakError(
+                    f"step {n} {step!r}: expected broker, NAME, +NAME or -NAME with NAME "
+                    "prompts-N, embed-N or serve-N"
+                )
+            if step[0] == "+" and name in running:
+                raise SoakError(f"step {n} {step!r}: {name} runs already at that point")
+            if step[0] != "+" and name not in running:
+                raise SoakError(f"step {n} {step!r}: {name} does not run at that point")
+            if step[0] == "+":
+                running.add(name)
+            elif step[0] == "-":
+                running.remove(name)
 
 
 @dataclass

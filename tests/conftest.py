@@ -15,10 +15,19 @@ os.environ.setdefault("FEEDLINE_ENCODER_TORCH_DTYPE", "float32")
 
 # The longest test files start first: `make test` runs two xdist workers (``--dist loadfile``,
 # one file per worker at a time), and a long file dealt out last would run alone at the end.
+# `make test` passes --no-loadscope-reorder, else xdist deals out the files with the most tests
+# first. Measured on the 2-core machine, longest first.
 LONG_FILES = (
     "tests/integration/test_soak.py",
-    "tests/integration/test_gr_training.py",
     "tests/integration/test_broker_wait.py",
+    "tests/integration/test_local_broker.py",
+    "tests/integration/test_pipeline.py",
+    "tests/integration/test_prompt_worker.py",
+    "tests/integration/test_fencing.py",
+    "tests/unit/models/test_onnx_backend.py",
+    "tests/integration/test_gr_training.py",
+    "tests/unit/feedline/test_dual_cli.py",
+    "tests/integration/test_lag_exporter.py",
 )
 
 

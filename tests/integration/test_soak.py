@@ -34,7 +34,8 @@ def test_short_soak_scales_every_role_and_loses_nothing(tmp_path: Path) -> None:
         embed_workers=3,
         serve_replicas=2,
         victims=STEPS,
-        kill_every_s=(3.0, 5.0),
+        kill_every_s=(2.5, 4.0),  # a step while the previous one's roles still start
+        broker_down_s=(1.0, 2.0),
         events_per_s=6.0,
         members=20,
         catch_up_timeout_s=480.0,

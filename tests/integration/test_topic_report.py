@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams.kafka_clients import aiokafka_consumer
 from streams.lag_exporter import pipeline_groups
+from streams.local_broker import free_port
 from streams.settings import KafkaSettings
 from streams.topic_report import TopicsReport, describe_topics
 
@@ -87,3 +88,17 @@ async def test_owners_of_a_real_group_and_the_idle_member_warning(
     finally:
         for consumer in consumers:
             await consumer.stop()
+
+
+def test_an_unreachable_broker_is_one_clear_error_and_exit_2() -> None:
+    cli = subprocess.run(
+        [sys.executable, "-m", "feedline", "topics", "describe", "--json"],
+        env={**os.environ, "FEEDLINE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert cli.returncode == 2, cli.stderr
+    assert cli.stdout == ""  # no half report
+    assert "is the broker reachable" in cli.stderr and "Traceback" not in cli.stderr

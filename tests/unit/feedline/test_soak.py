@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from feedline.soak import _spread
+from feedline.soak import SoakConfig, SoakError, _spread
 from feedline.soak_checks import (
     NEWEST,
     SoakReport,
@@ -135,6 +135,29 @@ def test_broker_restarts_are_spread_over_the_cycles() -> None:
     assert _spread(4, 100) == {20, 40, 60, 80}
     assert _spread(3, 4) == {1, 2, 3}
     assert _spread(5, 3) == {0, 1, 2}  # never more than the cycles
+
+
+def test_a_schedule_that_follows_the_roster_is_accepted() -> None:
+    steps = ("+embed-3", "-embed-1", "embed-3", "broker", "-serve-1", "+serve-1", "+prompts-3")
+    assert SoakConfig(victims=steps).victims == steps
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        (("+bogus-1",), "step 1 '+bogus-1': expected broker, NAME"),
+        (("embed",), "step 1 'embed': expected"),
+        (("++embed-3",), "step 1 '++embed-3': expected"),
+        (("broker", "+embed-2"), "step 2 '+embed-2': embed-2 runs already"),
+        (("-embed-3",), "step 1 '-embed-3': embed-3 does not run"),
+        (("-serve-1", "serve-1"), "step 2 'serve-1': serve-1 does not run"),
+    ],
+)
+def test_a_schedule_that_cannot_run_fails_before_anything_starts(
+    steps: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(SoakError, match=message.replace("+", r"\+")):
+        SoakConfig(victims=steps)
 
 
 def upd(post_id: str, version: int, revision: int | None = None) -> bytes:
