@@ -99,11 +99,8 @@ bench-lag: setup  ## the lag exporter's series after broker restarts, beside the
 bench-dual: setup  ## the dual-encoder ablations (about 25 minutes on 2 CPU cores)
 	$(BIN)/python -m bench.dual_ablation
 
-bench-gpu: setup  ## the GPU benchmarks (run through the device tool on a lent GPU)
-	$(BIN)/python -m bench.gr_attention --shapes 1000x500,4000x2000,8000x4000 --batch 8
-	$(BIN)/python -m bench.gr_scoring --device cuda --attention flex --candidates 100,500
-	$(BIN)/python -m bench.gr_scoring --device cuda --attention sdpa --candidates 100,500
-	$(BIN)/python -m bench.torch_scan --sizes 1000000,10000000 --dtype float16
+bench-gpu: setup  ## the gpu-marked tests and the GPU benchmarks, each step time-boxed (scripts/gpu_check.sh; logs in .feedline/gpu-check)
+	scripts/gpu_check.sh .feedline/gpu-check
 
 bench-memory: setup  ## index memory per million posts per backend, for sizing (about 8 minutes)
 	$(BIN)/python -m bench.index_memory --backends flat,ivf,hnsw

@@ -280,3 +280,38 @@ def test_an_unknown_precision_is_refused_with_the_setting_named(
     monkeypatch.setenv("FEEDLINE_ENCODER_TORCH_DTYPE", bad)
     with pytest.raises(ValueError, match="torch_dtype"):
         EncoderSettings()
+
+
+# --- CUDA (the device tool; skipped elsewhere) ---------------------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize(
+    ("setting", "expected", "least_cosine"),
+    [
+        ("auto", torch.float16, 0.9995),
+        ("bfloat16", torch.bfloat16, 0.995),
+        ("float32", torch.float32, 0.99999),
+    ],
+)
+def test_cuda_embeds_what_cpu_float32_embeds(
+    encoder: TextEncoder, setting: str, expected: torch.dtype, least_cosine: float
+) -> None:
+    """On CUDA (float16 autocast by default) the encoder keeps the model_version, the
+    percentile tokens and the embeddings of CPU float32, batch by token budget as on CPU."""
+    cuda = TextEncoder.load(EncoderSettings(device="cuda", torch_dtype=setting))
+    assert cuda.device.type == "cuda" and cuda.compute_dtype == expected
+    assert cuda.model_version == encoder.model_version
+    texts = [*TEXTS, "post\nviews: <view_pct>p90</view_pct>"] * 9  # several batches
+    small = TextEncoder.load(
+        EncoderSettings(device="cuda", torch_dtype=setting, batch_max_tokens=256)
+    )
+    ours, reference = cuda.encode(texts), encoder.encode(texts)
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    cosines = (ours * reference).sum(axis=1)
+    assert cosines.min() >= least_cosine, cosines
+    np.testing.assert_allclose(small.encode(texts), ours, atol=2e-3)

@@ -188,3 +188,19 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert settings.hard_negatives == 2
     assert settings.learn_temperature
     assert settings.base_path() == tmp_path
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_minilm_trains_on_cuda_in_bfloat16_with_checkpointing(tmp_path: Path) -> None:
+    """CUDA's defaults (bf16 autocast, gradient checkpointing): the loss falls over a few
+    steps and the saved model embeds on CPU."""
+    settings = fast(device="cuda", epochs=3)
+    assert settings.bf16 and settings.use_gradient_checkpointing()
+    result = train_dual_encoder(topic_examples(), settings, tmp_path / "ft")
+    assert result.steps == 9 and all(np.isfinite(result.step_losses))
+    assert result.epoch_losses[-1] < result.epoch_losses[0]
+    trained = TextEncoder.load(EncoderSettings(model_path=tmp_path / "ft", device="cpu"))
+    assert trained.model_version == result.model_version
+    vectors = trained.encode(["post\ntext: a", "member\nheadline: b"])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

@@ -98,3 +98,21 @@ def test_config_round_trips_and_rejects_bad_values() -> None:
         GRConfig(task_weights={"retweet": 1.0})
     with pytest.raises(GRConfigError, match="upgrade"):
         GRConfig.from_dict({**config.to_dict(), "new_field": 1})
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_flex_on_cuda_scores_equal_sdpa_on_cpu() -> None:
+    """The compiled FlexAttention kernel (auto on CUDA) applies the shared-context mask the
+    CPU's SDPA path applies."""
+    model = random_model()
+    inputs = random_inputs(200, 150, seed=3)
+    with torch.inference_mode():
+        cpu = model.score_candidates(inputs, "sdpa")
+        model.to("cuda")
+        on_cuda = {
+            impl: model.score_candidates(inputs.to("cuda"), impl).cpu() for impl in ("flex", "sdpa")
+        }
+    model.to("cpu")
+    for impl, scores in on_cuda.items():
+        assert (scores - cpu).abs().max().item() <= 1e-3, impl

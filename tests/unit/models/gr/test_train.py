@@ -67,3 +67,21 @@ def test_broken_checkpoints_fail_with_a_clear_error(
         load_checkpoint(tmp_path / "gr")
     with pytest.raises(ModelLoadError, match=CONFIG_FILE):
         load_checkpoint(tmp_path / "missing")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_lowers_the_loss_and_scores_on_cpu() -> None:
+    """bfloat16 autocast and FlexAttention on CUDA: the loss falls as on CPU, and the
+    trained model loads for CPU serving."""
+    dataset = tiny_world(members=60, impressions=20)
+    settings = GRTrainSettings(epochs=3, batch_size=8, learning_rate=3e-3, device="cuda")
+    result = train_gr(dataset, CONFIG, settings)
+    assert all(torch.isfinite(torch.tensor(result.epoch_losses)))
+    assert result.epoch_losses[-1] < result.epoch_losses[0]
+    assert next(result.model.parameters()).device.type == "cuda"
+    inputs = random_inputs(30, 10, CONFIG, seed=1)
+    with torch.inference_mode():
+        on_cuda = result.model.score_candidates(inputs.to("cuda"), "sdpa").cpu()
+        on_cpu = result.model.to("cpu").score_candidates(inputs, "sdpa")
+    assert (on_cuda - on_cpu).abs().max().item() <= 1e-3
