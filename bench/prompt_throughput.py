@@ -36,6 +36,7 @@ the top frames to stderr. Both sides inherit the environment, so faust's own var
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import subprocess
@@ -88,6 +89,9 @@ class Rate:
 
     post_side: float
     all_work: float
+    cpu_ms_per_engagement: float
+    """The process's CPU time (all threads, user + system) from the first commit on, per
+    engagement committed after it: what the rate would be if nothing waited."""
 
 
 def make_workload(seed: int, members: int, posts: int, engagements: int) -> Workload:
@@ -154,6 +158,8 @@ class Profiler:
             "-d",
             str(self.duration_s),
             "--nonblocking",
+            "--rate",
+            "400",
             "--format",
             "raw",
             "-o",
@@ -186,6 +192,7 @@ def measure(
     engagements = kafka.topic(ENGAGEMENTS.name)
     clock = ProgressClock(total)
     post_side: float | None = None
+    cpu_at_first: float | None = None
     deadline = time.monotonic() + PHASE_TIMEOUT_S
     while time.monotonic() < deadline:
         if not role.running:
@@ -195,10 +202,21 @@ def measure(
             post_side = clock.observe(lags[engagements])
         if clock.first is not None and role.pid is not None:
             profiler.start(role.pid)
+            if cpu_at_first is None:
+                cpu_at_first = cpu_seconds(role.pid)
         if post_side is not None and not any(lags[t] for t in downstream):
-            return Rate(post_side, post_side if not downstream else _rate_now(clock))
+            assert clock.first is not None and cpu_at_first is not None and role.pid is not None
+            after_first = max(1, total - clock.first[1])
+            cpu_ms = 1000 * (cpu_seconds(role.pid) - cpu_at_first) / after_first
+            return Rate(post_side, post_side if not downstream else _rate_now(clock), cpu_ms)
         time.sleep(0.25)
     raise TimeoutError(f"{role.name} did not catch up within {PHASE_TIMEOUT_S} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rate_now(clock: ProgressClock) -> float:
@@ -292,6 +310,13 @@ def report(bench: Bench, rates: dict[str, list[Rate]], order: list[tuple[str, Ra
             rate.all_work,
             "events/s",
         )
+        emit(
+            BENCH,
+            {**config, "run": run, "side": side, "runs": None},
+            "run_cpu_ms_per_engagement",
+            rate.cpu_ms_per_engagement,
+            "ms",
+        )
         if side == "ours":
             emit(
                 BENCH,
@@ -309,6 +334,15 @@ def report(bench: Bench, rates: dict[str, list[Rate]], order: list[tuple[str, Ra
         "events/s",
         BASELINE,
         raw,
+    )
+    emit(
+        BENCH,
+        config,
+        "prompt_processor_cpu_ms_per_engagement",
+        mean(r.cpu_ms_per_engagement for r in rates["ours"]),
+        "ms",
+        BASELINE,
+        mean(r.cpu_ms_per_engagement for r in rates["raw"]),
     )
     emit(
         BENCH,

@@ -4,11 +4,11 @@
 Everything but the logic is the prompt processor's: the same faust-streaming version, feedline's
 transport (``streams.faust_transport``: idempotent ``acks=all`` producer, patient bootstrap,
 explicit-commit consumer), the same app settings read from ``PromptWorkerSettings`` (table
-store, data directory, session timeout, standby replicas, partitions, replication), a table
-with its changelog on, and commits every ``commit_interval_s``. What it leaves out: the
-decode into pydantic models, post and member state, sketches, prompts, the repartition to
-``engagements.by-member`` and the ``PromptCommitter`` ledger; faust commits from its own
-acknowledgements (the topic keeps faust's default ``acks=True``).
+store, data directory, session timeout, producer linger, standby replicas, partitions,
+replication), a table with its changelog on, and commits every ``commit_interval_s``. What it
+leaves out: the decode into pydantic models, post and member state, sketches, prompts, the
+repartition to ``engagements.by-member`` and the ``PromptCommitter`` ledger; faust commits from
+its own acknowledgements (the topic keeps faust's default ``acks=True``).
 
     FEEDLINE_KAFKA_BOOTSTRAP_SERVERS=... FEEDLINE_PROMPTS_APP_ID=raw-counter \\
         python -m bench.raw_faust_counter
@@ -40,6 +40,7 @@ def build_counter_app(kafka: KafkaSettings, settings: PromptWorkerSettings) -> f
         topic_replication_factor=kafka.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger_s,
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.session_timeout_s,
         web_enabled=False,

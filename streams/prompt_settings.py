@@ -66,6 +66,14 @@ class PromptWorkerSettings(BaseSettings):
     commit_interval_s: float = Field(
         2.0, gt=0, description="how often processed offsets are committed"
     )
+    producer_linger_s: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="how long the producer waits to fill a batch before sending (faust's "
+        "producer_linger; its default 0 sends a request per record: prompts, bundles and every "
+        "table changelog write). 5 ms, like feedline's other producers",
+    )
     delivery_timeout_s: float = Field(
         300.0, gt=0, description="longest wait for sends before a commit; then the worker stops"
     )

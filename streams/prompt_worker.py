@@ -115,6 +115,7 @@ def build_prompt_app(
         topic_replication_factor=kafka.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger_s,
         broker_session_timeout=settings.session_timeout_s,
         web_enabled=False,
         Table=TrackedTable,
