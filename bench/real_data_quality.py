@@ -10,9 +10,13 @@ centroid, and feedline's prompts untrained; (3) ``train_dual_encoder`` for at mo
 ``--train-minutes`` with validation on the leave-one-out validation stage (early stopping,
 best checkpoint kept); (4) the fine-tuned prompts; (5) the GR trained on sampled-negative
 impressions (``feedline.loo_gr``), re-ranking the fine-tuned top ``--gr-candidates`` with a
-blend chosen on validation. Each method prints one line per ranking protocol (full ranking
-and the source's sampled negatives), with HR@10, NDCG@10 and recall@50; ``baseline`` is the
-best baseline on that metric under the same protocol, measured in this run.
+blend chosen on validation. The prompt methods run twice: the prompt's vector alone, and with
+the member's newest item's vector added (``+latest``, ``index_store.member_query``, what the
+query service serves with ``FEEDLINE_SERVICE_LATEST_WEIGHT``), its weight chosen per model on
+every validation member; the GR re-ranks the ``+latest`` retrieval. Each method prints one
+line per ranking protocol (full ranking and the source's sampled negatives), with HR@10,
+NDCG@10 and recall@50; ``baseline`` is the best baseline on that metric under the same
+protocol, measured in this run.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +38,13 @@ from feedline.loo_eval import Catalog, HeldOut, Ranking, Scorer
 
 BENCH = "real_data_quality"
 TRAINING_RECORD = "training.json"
-BASELINES = ("popularity", "last-item", "centroid", "prompts-untrained")
+BASELINES = (
+    "popularity",
+    "last-item",
+    "centroid",
+    "prompts-untrained",
+    "prompts-untrained+latest",
+)
 
 
 def main() -> None:
@@ -92,26 +103,68 @@ def main() -> None:
     scorers["centroid"] = loo_eval.centroid_scorer(test, base_items)
     base_members = loo_eval.encode(base, test.prompts, "members")
     scorers["prompts-untrained"] = loo_eval.vector_scorer(base_members, base_items)
+    valid = loo_eval.heldout_of(training_set, catalog, "valid", None, args.seed)
+    base_latest = Latest.chosen(base, valid, test, base_members, base_items)
+    scorers["prompts-untrained+latest"] = base_latest.test_scorer
 
     trained, train_info = _reused(args) if args.reuse_training else _train(args, training_set)
     tuned = TextEncoder.load(EncoderSettings(model_path=trained))
     tuned_items = loo_eval.encode(tuned, catalog.prompts, "posts")
     tuned_members = loo_eval.encode(tuned, test.prompts, "members")
     scorers["prompts-fine-tuned"] = loo_eval.vector_scorer(tuned_members, tuned_items)
+    tuned_latest = Latest.chosen(tuned, valid, test, tuned_members, tuned_items)
+    scorers["prompts-fine-tuned+latest"] = tuned_latest.test_scorer
 
     gr_info: dict[str, Any] = {}
     if args.gr_candidates > 0:
-        scorers["prompts-fine-tuned+gr"], gr_info = _gr(
-            args, training_set, catalog, test, tuned, tuned_items, scorers["prompts-fine-tuned"]
+        scorers["prompts-fine-tuned+latest+gr"], gr_info = _gr(
+            args, training_set, catalog, test, tuned, tuned_items, tuned_latest
         )
     config = {
         "data": str(args.data),
         "format": args.format,
         "import_s": round(import_s, 1),
+        "latest_weight_untrained": base_latest.weight,
+        "latest_weight_fine_tuned": tuned_latest.weight,
+        "latest_weight_chosen_on": f"validation stage, all {len(valid.member_ids)} members",
+        "valid_ndcg_at_10_by_latest_weight": {
+            "untrained": base_latest.by_weight,
+            "fine-tuned": tuned_latest.by_weight,
+        },
         **train_info,
         **gr_info,
     }
     _report(loo_eval.evaluate_methods(test, scorers, ["full", "sampled"]), test, catalog, config)
+
+
+@dataclass(frozen=True)
+class Latest:
+    """One model's ``+latest`` member vectors: the weight chosen on validation, the blended
+    validation members (the GR's blend is chosen on them) and the test scorer."""
+
+    weight: float
+    by_weight: dict[str, float]
+    valid_members: np.ndarray
+    test_scorer: Scorer
+
+    @classmethod
+    def chosen(
+        cls,
+        encoder: Any,
+        valid: HeldOut,
+        test: HeldOut,
+        test_members: np.ndarray,
+        items: np.ndarray,
+    ) -> Latest:
+        members = loo_eval.encode(encoder, valid.prompts, "valid members")
+        weight, ndcg = loo_eval.choose_latest_weight(members, valid, items)
+        blended = loo_eval.latest_blended(test_members, test, items, weight)
+        return cls(
+            weight,
+            {str(w): round(v, 4) for w, v in ndcg.items()},
+            loo_eval.latest_blended(members, valid, items, weight),
+            loo_eval.vector_scorer(blended, items),
+        )
 
 
 def _import(args: argparse.Namespace) -> tuple[Any, float]:
@@ -212,7 +265,7 @@ def _gr(
     test: HeldOut,
     tuned: Any,
     tuned_items: np.ndarray,
-    retrieval: Scorer,
+    latest: Latest,
 ) -> tuple[Scorer, dict[str, Any]]:
     from feedline import loo_gr
     from models.gr.config import GRConfig
@@ -232,9 +285,8 @@ def _gr(
     result = train_gr(dataset, config, GRTrainSettings(epochs=args.gr_epochs, seed=args.seed))
     gr_s = time.perf_counter() - started
     valid = every_valid  # the blend is chosen on all members: 500 are ~20 hits, too few
-    valid_retrieval = loo_eval.vector_scorer(
-        loo_eval.encode(tuned, valid.prompts, "valid members"), tuned_items
-    )
+    valid_retrieval = loo_eval.vector_scorer(latest.valid_members, tuned_items)
+    retrieval = latest.test_scorer
     chooser = loo_gr.Reranker(result.model, log, posts, "valid")
     ndcg: dict[float, float] = {}
     for alpha in loo_gr.ALPHAS:

@@ -36,6 +36,14 @@ def eval_leave_one_out_command(
     methods: Annotated[str, typer.Option(help="comma-separated baselines to run")] = ",".join(
         METHODS
     ),
+    latest_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="add each member's newest item's vector to the prompt methods' member vectors "
+            "at this weight, as the query service does (FEEDLINE_SERVICE_LATEST_WEIGHT); 0: off",
+        ),
+    ] = 0.0,
 ) -> None:
     """HR@10, NDCG@10, recall@50: full ranking and 99 sampled negatives, same members."""
     from feedline import loo_eval
@@ -57,11 +65,13 @@ def eval_leave_one_out_command(
     heldout = loo_eval.heldout_of(training_set, catalog, stage_, members, seed)
     base = TextEncoder.load(EncoderSettings())
     tuned = TextEncoder.load(EncoderSettings(model_path=model)) if model else None
-    for line in loo_eval.run_methods(heldout, catalog, base, wanted, rankings, tuned):
+    lines = loo_eval.run_methods(heldout, catalog, base, wanted, rankings, tuned, latest_weight)
+    for line in lines:
         record = {
             "data": str(data),
             "method": line.method,
             "model_version": line.model_version,
+            "latest_weight": latest_weight if line.method.startswith("prompts") else None,
             "protocol": loo_eval.protocol(line.ranking, stage_, heldout, catalog),
             **line.metrics,
         }

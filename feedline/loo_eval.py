@@ -29,6 +29,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from index_store.member_query import blend_latest
 from models.dual.loo_metrics import metrics_of, sampled_ranks, target_ranks
 from models.encoder import TextEncoder
 from schemas.training_set import TrainingSet, TrainingSetError
@@ -38,6 +39,8 @@ Ranking = Literal["full", "sampled"]
 CENTROID_ITEMS = 20
 """History items the centroid averages (the newest): LRD's and APAO's history length."""
 CHUNK = 256
+LATEST_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+"""The ``latest_weight`` values a benchmark chooses from on the validation stage."""
 ENCODE_CHUNK = 256
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -130,6 +133,28 @@ def centroid_scorer(heldout: HeldOut, items: np.ndarray) -> Scorer:
     centroids = np.stack([items[h[-CENTROID_ITEMS:]].mean(axis=0) for h in heldout.histories])
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
     return lambda rows: centroids[rows] @ items.T
+
+
+def latest_blended(
+    members: np.ndarray, heldout: HeldOut, items: np.ndarray, weight: float
+) -> np.ndarray:
+    """Member vectors with each member's newest history item added at ``weight``
+    (``index_store.member_query.blend_latest``, as the query service serves them)."""
+    latest = items[np.array([h[-1] for h in heldout.histories])]
+    return blend_latest(members, latest, weight)
+
+
+def choose_latest_weight(
+    members: np.ndarray, heldout: HeldOut, items: np.ndarray
+) -> tuple[float, dict[float, float]]:
+    """The ``LATEST_WEIGHTS`` value with the best full-ranking NDCG@10 on ``heldout`` (a
+    validation stage), ties to the smaller weight; and every weight's NDCG@10."""
+    ndcg: dict[float, float] = {}
+    for weight in LATEST_WEIGHTS:
+        scorer = vector_scorer(latest_blended(members, heldout, items, weight), items)
+        [line] = evaluate_methods(heldout, {f"latest {weight}": scorer}, ["full"])
+        ndcg[weight] = float(line.metrics["ndcg_at_10"])
+    return max(ndcg, key=lambda w: (ndcg[w], -w)), ndcg
 
 
 def vector_scorer(members: np.ndarray, items: np.ndarray) -> Scorer:
@@ -232,9 +257,13 @@ def run_methods(
     methods: Sequence[str],
     rankings: Sequence[Ranking],
     model: TextEncoder | None = None,
+    latest_weight: float = 0.0,
 ) -> list[Line]:
     """The baselines in ``methods`` with the ``base`` encoder, and ``prompts`` with the base
-    (``untrained``) and with ``model`` (``fine-tuned``) when given, on the same members."""
+    (``untrained``) and with ``model`` (``fine-tuned``) when given, on the same members; the
+    prompt methods' member vectors with the newest item added at ``latest_weight``
+    (``latest_blended``; the method is then named ``…+latest``)."""
+    suffix = "+latest" if latest_weight > 0 else ""
     items = encode(base, catalog.prompts, "posts") if set(methods) - {"popularity"} else None
     scorers: dict[str, tuple[Scorer, str | None]] = {}
     if "popularity" in methods:
@@ -244,13 +273,17 @@ def run_methods(
     if items is not None and "centroid" in methods:
         scorers["centroid"] = (centroid_scorer(heldout, items), base.model_version)
     if items is not None and "prompts" in methods:
-        members = encode(base, heldout.prompts, "members")
-        scorers["prompts-untrained"] = (vector_scorer(members, items), base.model_version)
-    if model is not None:
-        tuned = vector_scorer(
-            encode(model, heldout.prompts, "members"), encode(model, catalog.prompts, "posts")
+        members = latest_blended(
+            encode(base, heldout.prompts, "members"), heldout, items, latest_weight
         )
-        scorers["prompts-fine-tuned"] = (tuned, model.model_version)
+        scorers["prompts-untrained" + suffix] = (vector_scorer(members, items), base.model_version)
+    if model is not None:
+        tuned_items = encode(model, catalog.prompts, "posts")
+        tuned_members = latest_blended(
+            encode(model, heldout.prompts, "members"), heldout, tuned_items, latest_weight
+        )
+        tuned = vector_scorer(tuned_members, tuned_items)
+        scorers["prompts-fine-tuned" + suffix] = (tuned, model.model_version)
     results = evaluate_methods(heldout, {k: s for k, (s, _) in scorers.items()}, rankings)
     return [Line(r.method, scorers[r.method][1], r.ranking, r.metrics) for r in results]
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import deque
+from collections.abc import Collection
 from typing import NamedTuple
 
 from schemas import Action, Engagement
@@ -88,6 +89,15 @@ class MemberHistories:
         """A copy of the member's events, oldest first (``[]`` for a member never seen)."""
         with self._lock:
             return list(self._members.get(member_id, ()))
+
+    def latest_post(self, member_id: str, actions: Collection[Action]) -> str | None:
+        """The post of the member's newest event whose action is in ``actions`` (None if
+        there is none), found without copying the history."""
+        with self._lock:
+            for event in reversed(self._members.get(member_id, ())):
+                if event.action in actions:
+                    return event.post_id
+        return None
 
     def steps(self) -> int:
         """Events held, summed over members."""

@@ -26,6 +26,7 @@ from service.api import (
 )
 from service.errors import ApiError, error_responses
 from service.json_body import json_body
+from service.member_query import member_query_vector
 from service.rank_routes import rank_items
 from service.serving import ServingModel
 from service.state import ServiceState, ready_state, service_state
@@ -73,7 +74,8 @@ def member_feed(
     created_after_ms: Annotated[int | None, Query(ge=0)] = None,
     exclude: Annotated[list[EntityId] | None, Query(description="post ids to skip")] = None,
 ) -> Response:
-    """The member's feed: kNN over posts with the member's vector, own posts excluded,
+    """The member's feed: kNN over posts with the member's vector (with
+    ``FEEDLINE_SERVICE_LATEST_WEIGHT``, plus their newest engaged post's), own posts excluded,
     optionally filtered (filters apply before top-k); then, with a GR checkpoint loaded, the
     ``feed_candidates`` nearest are ranked by the GR and the best ``k`` returned."""
     state = ready_state(request)
@@ -93,13 +95,14 @@ def member_feed(
             return json_body(
                 FeedResponse(
                     member_id=member_id,
-                    items=_member_items(serving, member_id, k, flt),
+                    items=_member_items(state, serving, member_id, k, flt),
                     ranking_note=f"retrieval order: {ranker.unavailable_reason}",
                     model_version=serving.model_version,
                 )
             )
         pool = max(k, ranker.settings.feed_candidates)
-        items = rank_items(ranker, member_id, _member_items(serving, member_id, pool, flt))[:k]
+        candidates = _member_items(state, serving, member_id, pool, flt)
+        items = rank_items(ranker, member_id, candidates)[:k]
     return json_body(
         FeedResponse(
             member_id=member_id,
@@ -125,7 +128,7 @@ def retrieve(request: Request, body: RetrieveRequest) -> Response:
         if body.member_id is not None:
             own = body.member_id if body.exclude_own_posts else None
             flt = _post_filter(state, body.filters, exclude_author=own)
-            items = _member_items(serving, body.member_id, k, flt)
+            items = _member_items(state, serving, body.member_id, k, flt)
         else:
             text = _bounded_text(state, body.text or "")
             items = _text_items(serving, text, k, _post_filter(state, body.filters))
@@ -183,11 +186,16 @@ def _post_filter(
     return filters.post_filter(frozenset([exclude_author] if exclude_author else []))
 
 
-def _member_items(serving: ServingModel, member_id: str, k: int, flt: PostFilter) -> list[FeedItem]:
+def _member_items(
+    state: ServiceState, serving: ServingModel, member_id: str, k: int, flt: PostFilter
+) -> list[FeedItem]:
     member = serving.store.member(member_id)
     if member is None:
         raise ApiError(404, "not_found", f"member {member_id!r} has no embedding in the index")
-    return _items(serving.store.search(member.vector, k, flt))
+    query = member_query_vector(
+        serving.store, state.histories, member_id, member.vector, state.settings.latest_weight
+    )
+    return _items(serving.store.search(query, k, flt))
 
 
 def _bounded_text(state: ServiceState, text: str) -> str:

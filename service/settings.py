@@ -16,4 +16,12 @@ class ServiceSettings(BaseSettings):
     max_k: int = Field(1_000, ge=1, description="largest k a request may ask for")
     max_text_chars: int = Field(10_000, ge=1, description="longer query text gets 413")
     max_excluded_posts: int = Field(10_000, ge=0, description="longer exclude lists get 413")
+    latest_weight: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="member feeds query with the member's vector plus the vector of the post "
+        "they engaged with last (a positive action) at this weight "
+        "(index_store.member_query); 0: the member's vector alone",
+    )
     log_level: str = "warning"

@@ -110,6 +110,29 @@ def test_eval_prints_every_method_under_both_protocols(
         assert float(got[method, "sampled"]["ndcg_at_10"]) > 0.3  # type: ignore[arg-type]
 
 
+def test_eval_with_a_latest_weight_blends_the_prompt_methods_only(
+    imported: tuple[Path, dict[str, object]],
+) -> None:
+    out, _ = imported
+    data = str(out / "train")
+    plain = _lines("eval", "leave-one-out", "--data", data, "--ranking", "full")
+    lines = _lines(
+        "eval", "leave-one-out", "--data", data, "--ranking", "full", "--latest-weight", "50"
+    )
+    got = {str(line["method"]): line for line in lines}
+    assert set(got) == {"popularity", "last-item", "centroid", "prompts-untrained+latest"}
+    assert got["prompts-untrained+latest"]["latest_weight"] == 50.0
+    assert got["last-item"]["latest_weight"] is None
+    before = {str(line["method"]): line for line in plain}
+    assert before["prompts-untrained"]["latest_weight"] == 0.0
+    # at a weight this large the member vector is almost the newest item's: last-item's scores
+    for metric in ("hr_at_10", "ndcg_at_10", "recall_at_50"):
+        assert got["prompts-untrained+latest"][metric] == pytest.approx(
+            got["last-item"][metric], abs=1e-9
+        )
+    assert got["last-item"]["ndcg_at_10"] == before["last-item"]["ndcg_at_10"]
+
+
 def test_a_bad_row_stops_the_import_with_file_and_line(tmp_path: Path) -> None:
     source = write_lrd(tmp_path / "toy")
     with (source / "train.csv").open("a") as handle:
