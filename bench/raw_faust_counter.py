@@ -4,11 +4,12 @@
 Everything but the logic is the prompt processor's: the same faust-streaming version, feedline's
 transport (``streams.faust_transport``: idempotent ``acks=all`` producer, patient bootstrap,
 explicit-commit consumer), the same app settings read from ``PromptWorkerSettings`` (table
-store, data directory, session timeout, producer linger, standby replicas, partitions,
-replication), a table with its changelog on, and commits every ``commit_interval_s``. What it
-leaves out: the decode into pydantic models, post and member state, sketches, prompts, the
-repartition to ``engagements.by-member`` and the ``PromptCommitter`` ledger; faust commits from
-its own acknowledgements (the topic keeps faust's default ``acks=True``).
+store, data directory, session timeout, producer linger, event loop, standby replicas,
+partitions, replication), a table with its changelog on, and commits every
+``commit_interval_s``. What it leaves out: the decode into pydantic models, post and member
+state, sketches, prompts, the repartition to ``engagements.by-member`` and the
+``PromptCommitter`` ledger; faust commits from its own acknowledgements (the topic keeps
+faust's default ``acks=True``).
 
     FEEDLINE_KAFKA_BOOTSTRAP_SERVERS=... FEEDLINE_PROMPTS_APP_ID=raw-counter \\
         python -m bench.raw_faust_counter
@@ -20,7 +21,7 @@ import json
 
 import faust
 
-from streams.faust_transport import use_feedline_transport
+from streams.faust_transport import use_event_loop, use_feedline_transport
 from streams.prompt_settings import PromptWorkerSettings
 from streams.settings import KafkaSettings
 from streams.topics import ENGAGEMENTS, ensure_changelog_topics
@@ -66,6 +67,7 @@ def build_counter_app(kafka: KafkaSettings, settings: PromptWorkerSettings) -> f
 def main() -> None:
     """Run the counter until SIGTERM."""
     kafka, settings = KafkaSettings(), PromptWorkerSettings()
+    use_event_loop(settings.event_loop)
     ensure_changelog_topics(kafka, kafka.topic(settings.app_id), [TABLE])
     app = build_counter_app(kafka, settings)
     faust.Worker(

@@ -39,7 +39,7 @@ Ranking = Literal["full", "sampled"]
 CENTROID_ITEMS = 20
 """History items the centroid averages (the newest): LRD's and APAO's history length."""
 CHUNK = 256
-LATEST_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+LATEST_WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 """The ``latest_weight`` values a benchmark chooses from on the validation stage."""
 ENCODE_CHUNK = 256
 

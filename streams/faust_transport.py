@@ -35,7 +35,7 @@ import asyncio
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import aiokafka
 import faust
@@ -208,6 +208,16 @@ class Transport(faust_aiokafka.Transport):
     Producer = Producer
     backoff: Backoff = Backoff()
     """Pace of the clients' bootstrap retries."""
+
+
+def use_event_loop(name: Literal["uvloop", "asyncio"]) -> None:
+    """Run the faust app built next on ``name``'s event loop: call before anything creates a
+    loop. ``uvloop`` is mode's ``mode.loop.use("uvloop")``, the way faust documents (the
+    asyncio policy, so the consumer thread's own loop is uvloop too)."""
+    if name == "uvloop":
+        import mode.loop
+
+        mode.loop.use("uvloop")
 
 
 def use_feedline_transport(app: faust.App, backoff: Backoff | None = None) -> None:

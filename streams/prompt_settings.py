@@ -74,6 +74,11 @@ class PromptWorkerSettings(BaseSettings):
         "producer_linger; its default 0 sends a request per record: prompts, bundles and every "
         "table changelog write). 5 ms, like feedline's other producers",
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        description="the worker's event loop: uvloop (libuv, in C), or Python's own asyncio "
+        "loop; faust supports both",
+    )
     delivery_timeout_s: float = Field(
         300.0, gt=0, description="longest wait for sends before a commit; then the worker stops"
     )

@@ -41,6 +41,7 @@ from streams.faust_transport import (
     TrackedTable,
     current_event,
     ready_batches,
+    use_event_loop,
     use_feedline_transport,
 )
 from streams.kafka_clients import admin_client
@@ -242,6 +243,7 @@ def run_prompt_worker(
     kafka: KafkaSettings, settings: PromptWorkerSettings, encoder: EncoderSettings
 ) -> None:
     """Create missing topics, expose metrics, and run the worker until SIGTERM/SIGINT."""
+    use_event_loop(settings.event_loop)
     metrics = PromptMetrics(CollectorRegistry())
     if settings.metrics_port:
         serve_metrics(metrics.registry, settings.metrics_port, settings.metrics_host)

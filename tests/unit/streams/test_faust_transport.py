@@ -18,6 +18,7 @@ from streams.faust_transport import (
     ChangelogReadOffsets,
     Consumer,
     Producer,
+    use_event_loop,
     use_feedline_transport,
 )
 from streams.kafka_clients import aiokafka_consumer, aiokafka_producer
@@ -75,3 +76,21 @@ async def test_every_aiokafka_client_bootstraps_patiently(caplog: pytest.LogCapt
             caplog.clear()
             await owner.stop()
     app.consumer._thread.thread_loop.close()  # the consumer thread's own loop, never run
+
+
+def test_the_worker_event_loop_is_uvloop_or_asyncio_own() -> None:
+    import uvloop
+
+    before = asyncio.get_event_loop_policy()
+    try:
+        use_event_loop("asyncio")
+        assert asyncio.get_event_loop_policy() is before
+        use_event_loop("uvloop")
+        assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
+        loop = asyncio.new_event_loop()
+        try:
+            assert isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
+    finally:
+        asyncio.set_event_loop_policy(before)
