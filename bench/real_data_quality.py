@@ -13,10 +13,11 @@ impressions (``feedline.loo_gr``), re-ranking the fine-tuned top ``--gr-candidat
 blend chosen on validation. The prompt methods run twice: the prompt's vector alone, and with
 the member's newest item's vector added (``+latest``, ``index_store.member_query``, what the
 query service serves with ``FEEDLINE_SERVICE_LATEST_WEIGHT``), its weight chosen per model on
-every validation member; the GR re-ranks the ``+latest`` retrieval. Each method prints one
-line per ranking protocol (full ranking and the source's sampled negatives), with HR@10,
-NDCG@10 and recall@50; ``baseline`` is the best baseline on that metric under the same
-protocol, measured in this run.
+every validation member; the GR re-ranks the ``+latest`` retrieval. ``last-item-fine-tuned``
+(the newest item's neighbours in the fine-tuned space) shows what the prompt adds to it. Each
+method prints one line per ranking protocol (full ranking and the source's sampled
+negatives), with HR@10, NDCG@10 and recall@50; ``baseline`` is the best baseline on that
+metric under the same protocol, measured in this run.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ def main() -> None:
     tuned_items = loo_eval.encode(tuned, catalog.prompts, "posts")
     tuned_members = loo_eval.encode(tuned, test.prompts, "members")
     scorers["prompts-fine-tuned"] = loo_eval.vector_scorer(tuned_members, tuned_items)
+    # the newest item alone, in the fine-tuned space: what the prompt adds to +latest
+    scorers["last-item-fine-tuned"] = loo_eval.last_item_scorer(test, tuned_items)
     tuned_latest = Latest.chosen(tuned, valid, test, tuned_members, tuned_items)
     scorers["prompts-fine-tuned+latest"] = tuned_latest.test_scorer
 
