@@ -69,6 +69,13 @@ def main() -> None:
     )
     parser.add_argument("--validate-every", type=int, default=40)
     parser.add_argument(
+        "--train-latest-weight",
+        type=float,
+        default=0.0,
+        help="train (and validate) the +latest query at this weight (DualTrainSettings."
+        "latest_weight; needs --catalogue-negatives); 0: the prompt alone",
+    )
+    parser.add_argument(
         "--reuse-training",
         action="store_true",
         help="evaluate the model and training record an earlier run left in --work instead "
@@ -220,10 +227,16 @@ def _train(args: argparse.Namespace, training_set: Any) -> tuple[Path, dict[str,
         easy_negatives=easy,
         catalogue_negatives=args.catalogue_negatives,
         catalogue_refresh_every=args.validate_every,
+        latest_weight=args.train_latest_weight,
         seed=args.seed,
     )
     sampler = example_sampler(training_set, hard_negatives=0, easy_negatives=easy)
-    validation = validation_for(training_set, members=args.valid_members, seed=args.seed)
+    validation = validation_for(
+        training_set,
+        members=args.valid_members,
+        seed=args.seed,
+        latest_weight=args.train_latest_weight,
+    )
     out = args.work / "dual"
     catalogue = training_set.posts.column("post_prompt").to_pylist()
     result = train_dual_encoder(sampler, settings, out, validation=validation, catalogue=catalogue)
@@ -246,6 +259,7 @@ def _train(args: argparse.Namespace, training_set: Any) -> tuple[Path, dict[str,
         "history_in_prompt": args.history_in_prompt,
         "numbers": args.numbers,
         "latest_line": args.latest_line,
+        "train_latest_weight": args.train_latest_weight,
     }
     sys.stderr.write(json.dumps({"trained": info}) + "\n")
     (args.work / TRAINING_RECORD).write_text(json.dumps(info) + "\n")

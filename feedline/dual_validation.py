@@ -23,8 +23,11 @@ class Validation(NamedTuple):
     score: Callable[[TextEncoder], float]
 
 
-def validation_for(training_set: TrainingSet, members: int, seed: int) -> Validation | None:
-    """The validation of ``training_set`` on up to ``members`` sampled members, or None."""
+def validation_for(
+    training_set: TrainingSet, members: int, seed: int, latest_weight: float = 0.0
+) -> Validation | None:
+    """The validation of ``training_set`` on up to ``members`` sampled members, or None; with
+    ``latest_weight``, of the +latest query (``feedline.loo_eval.latest_blended``)."""
     from feedline import loo_eval
 
     if training_set.heldout is None:
@@ -37,9 +40,11 @@ def validation_for(training_set: TrainingSet, members: int, seed: int) -> Valida
     def score(encoder: TextEncoder) -> float:
         items = loo_eval.encode(encoder, catalog.prompts, "posts")
         vectors = loo_eval.encode(encoder, heldout.prompts, "members")
+        vectors = loo_eval.latest_blended(vectors, heldout, items, latest_weight)
         scorer = loo_eval.vector_scorer(vectors, items)
         [result] = loo_eval.evaluate_methods(heldout, {"valid": scorer}, ["full"])
         return float(result.metrics["ndcg_at_10"])
 
     size = len(heldout.targets)
-    return Validation(f"valid_ndcg_at_10(full ranking, {size} members)", score)
+    query = f", +latest {latest_weight}" if latest_weight else ""
+    return Validation(f"valid_ndcg_at_10(full ranking, {size} members{query})", score)

@@ -39,6 +39,9 @@ class ContrastiveExample(NamedTuple):
     engaged: frozenset[str] = frozenset()
     """Prompts of every post the member engaged with: never a catalogue negative of this
     example (``models.dual.catalogue_negatives``)."""
+    latest: str | None = None
+    """The prompt of the member's positive just before this one (the post a +latest query
+    adds, ``DualTrainSettings.latest_weight``); None for a first positive."""
 
 
 ExampleSampler: TypeAlias = Callable[[int, np.random.Generator], Sequence[ContrastiveExample]]
@@ -63,6 +66,8 @@ class ContrastiveBatch(NamedTuple):
     negative: two members in the batch engaged with the same post)."""
     engaged: list[frozenset[str]]
     """Row ``i``'s ``ContrastiveExample.engaged``."""
+    latest: list[str | None]
+    """Row ``i``'s ``ContrastiveExample.latest``."""
 
 
 def epoch_examples(
@@ -110,6 +115,7 @@ def build_batch(
         positives + negatives,
         exclude,
         [example.engaged for example in examples],
+        [example.latest for example in examples],
     )
 
 

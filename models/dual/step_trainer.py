@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -121,6 +122,10 @@ class StepTrainer:
         started = time.perf_counter()
         batch = build_batch(chunk, self.settings.hard_negatives, self.settings.easy_negatives, rng)
         queries = self.embed(batch.queries)  # (B, D)
+        if self.settings.latest_weight > 0 and self.catalogue is not None:
+            # the +latest query: the previous positive's bank vector, no gradient through it
+            latest = self.catalogue.vectors_of(batch.latest).to(queries.dtype)  # (B, D)
+            queries = F.normalize(queries, dim=-1) + self.settings.latest_weight * latest
         docs = self.embed(batch.docs)  # (B + M, D)
         exclude_rows = batch.exclude  # (B, B + M)
         if self.catalogue is not None:  # then (B + M + N, D) and (B, B + M + N)

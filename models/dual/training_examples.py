@@ -28,7 +28,7 @@ def example_sampler(
     """``(epoch, rng) -> examples`` with freshly sampled negatives, in random order."""
     negatives = NegativeSampler(training_set)
     columns = training_set.examples.select(
-        ["member_id", "member_prompt", "post_id", "post_prompt"]
+        ["member_id", "ts_ms", "member_prompt", "post_id", "post_prompt"]
     ).to_pydict()
     engaged = _EngagedPrompts(negatives, training_set)
     rows = list(
@@ -40,6 +40,7 @@ def example_sampler(
             strict=True,
         )
     )
+    latest = previous_positives(columns["member_id"], columns["ts_ms"], columns["post_prompt"])
 
     def sample(epoch: int, rng: np.random.Generator) -> Sequence[ContrastiveExample]:
         examples = []
@@ -54,11 +55,25 @@ def example_sampler(
                     hard_negatives=tuple(prompt for _, prompt in hard),
                     easy_negatives=tuple(prompt for _, prompt in easy),
                     engaged=engaged.of(member),
+                    latest=latest[int(i)],
                 )
             )
         return examples
 
     return sample
+
+
+def previous_positives(
+    members: Sequence[str], times: Sequence[int], prompts: Sequence[str]
+) -> list[str | None]:
+    """For each example row, the post prompt of the same member's example just before it in
+    time (ties in row order), None for the member's first: the post a +latest query adds."""
+    out: list[str | None] = [None] * len(members)
+    last: dict[str, str] = {}
+    for row in sorted(range(len(members)), key=lambda r: (times[r], r)):
+        out[row] = last.get(members[row])
+        last[members[row]] = prompts[row]
+    return out
 
 
 class _EngagedPrompts:

@@ -94,3 +94,21 @@ def test_a_post_engaged_by_two_members_is_not_a_negative_for_either() -> None:
     expected = np.zeros((3, 5), dtype=bool)
     expected[0, 1] = expected[1, 0] = True
     assert np.array_equal(batch.exclude, expected)
+
+
+def test_a_batch_carries_each_row_s_latest_post() -> None:
+    first = ContrastiveExample("member a", "post a", (), (), latest="post z")
+    second = example("b")
+    batch = build_batch([first, second], 0, 0, np.random.default_rng(0))
+    assert batch.latest == ["post z", None]
+
+
+def test_the_latest_post_is_the_member_s_previous_positive_in_time() -> None:
+    from models.dual.training_examples import previous_positives
+
+    members = ["m1", "m2", "m1", "m1", "m2"]
+    times = [30, 10, 10, 20, 20]
+    prompts = ["p3", "q1", "p1", "p2", "q2"]
+    assert previous_positives(members, times, prompts) == ["p2", None, None, "p1", "q1"]
+    # a tie in time keeps row order
+    assert previous_positives(["m", "m"], [5, 5], ["a", "b"]) == [None, "a"]

@@ -124,6 +124,31 @@ def test_same_seed_same_model(tiny_llama: Path, tmp_path: Path) -> None:
     assert "embed_tokens.weight" in weights  # the bare decoder, no LM head
 
 
+def test_the_latest_query_is_trained_only_with_the_bank_and_changes_the_loss(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValidationError, match="catalogue_negatives"):
+        fast(latest_weight=1.0)
+    examples = [e._replace(latest=topic_examples()[-1 - n].positive) for n, e in
+                enumerate(topic_examples()[:8])]  # fmt: skip
+    catalogue = sorted({e.positive for e in topic_examples()})
+    losses = {}
+    for weight in (0.0, 3.0):
+        settings = fast(
+            base_model_path=tiny_llama,
+            max_steps=1,
+            catalogue_negatives=True,
+            latest_weight=weight,
+            seed=0,
+        )
+        result = train_dual_encoder(
+            examples, settings, tmp_path / f"ft-{weight}", catalogue=catalogue
+        )
+        losses[weight] = result.step_losses[0]
+    assert np.isfinite(list(losses.values())).all()
+    assert losses[3.0] != pytest.approx(losses[0.0], abs=1e-4)  # the query moved
+
+
 # --- settings ------------------------------------------------------------------------------
 
 
