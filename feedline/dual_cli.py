@@ -134,7 +134,10 @@ def train_dual_encoder_command(
         easy_negatives=settings.easy_negatives,
     )
     validation = validation_for(
-        training_set, members=settings.validation_members, seed=settings.seed
+        training_set,
+        members=settings.validation_members,
+        seed=settings.seed,
+        latest_weight=settings.latest_weight,
     )
     catalogue = training_set.posts.column("post_prompt").to_pylist()
     result = train_dual_encoder(sampler, settings, out, validation=validation, catalogue=catalogue)
