@@ -72,8 +72,8 @@ def main() -> None:
         "--train-latest-weight",
         type=float,
         default=0.0,
-        help="train (and validate) the +latest query at this weight (DualTrainSettings."
-        "latest_weight; needs --catalogue-negatives); 0: the prompt alone",
+        help="train (and validate) the +latest query at this weight "
+        "(DualTrainSettings.latest_weight); 0: the prompt alone",
     )
     parser.add_argument(
         "--reuse-training",

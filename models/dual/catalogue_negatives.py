@@ -88,17 +88,5 @@ class CatalogueNegatives:
         bank = self._embeddings.to(dtype=docs.dtype)
         return torch.cat([docs, bank], dim=0), np.concatenate([exclude, bank_exclude], axis=1)
 
-    def vectors_of(self, texts: Sequence[str | None]) -> torch.Tensor:
-        """The bank's vectors ``(len(texts), D)`` of ``texts``; a zero row for None or a text
-        the catalogue does not hold."""
-        if self._embeddings is None:
-            raise ModelError("the catalogue bank was never embedded: call refresh_if_due first")
-        out = self._embeddings.new_zeros((len(texts), self._embeddings.shape[1]))
-        rows = [(i, self._column[t]) for i, t in enumerate(texts) if t in self._column]
-        if rows:
-            at, columns = zip(*rows, strict=True)
-            out[list(at)] = self._embeddings[list(columns)]
-        return out
-
     def _columns(self, texts: Sequence[str] | frozenset[str]) -> list[int]:
         return [self._column[text] for text in texts if text in self._column]

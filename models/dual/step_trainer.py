@@ -122,10 +122,8 @@ class StepTrainer:
         started = time.perf_counter()
         batch = build_batch(chunk, self.settings.hard_negatives, self.settings.easy_negatives, rng)
         queries = self.embed(batch.queries)  # (B, D)
-        if self.settings.latest_weight > 0 and self.catalogue is not None:
-            # the +latest query: the previous positive's bank vector, no gradient through it
-            latest = self.catalogue.vectors_of(batch.latest).to(queries.dtype)  # (B, D)
-            queries = F.normalize(queries, dim=-1) + self.settings.latest_weight * latest
+        if self.settings.latest_weight > 0:
+            queries = self._with_latest(queries, batch.latest)
         docs = self.embed(batch.docs)  # (B + M, D)
         exclude_rows = batch.exclude  # (B, B + M)
         if self.catalogue is not None:  # then (B + M + N, D) and (B, B + M + N)
@@ -144,6 +142,22 @@ class StepTrainer:
         self.queries += len(chunk)
         self.step_seconds += time.perf_counter() - started
         return value
+
+    def _with_latest(self, queries: torch.Tensor, latest: list[str | None]) -> torch.Tensor:
+        """The +latest queries: each prompt's unit vector plus ``latest_weight`` times the
+        unit vector of the row's previous positive, embedded live with gradients (a bank
+        vector, stale between refreshes, let the live docs chase it and collapse)."""
+        rows, texts = [], []
+        for i, text in enumerate(latest):
+            if text is not None:
+                rows.append(i)
+                texts.append(text)
+        if not rows:
+            return queries
+        vectors = F.normalize(self.embed(texts), dim=-1)  # (R, D)
+        added = torch.zeros_like(queries)
+        added[rows] = vectors.to(queries.dtype)
+        return F.normalize(queries, dim=-1) + self.settings.latest_weight * added
 
     def _refresh_catalogue(self) -> None:
         """Re-embed the catalogue negatives when due; its time counts as step time (it is

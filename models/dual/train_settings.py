@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.dual.loss import MAX_TEMPERATURE, MIN_TEMPERATURE
@@ -61,8 +61,8 @@ class DualTrainSettings(BaseSettings):
         ge=0,
         le=100,
         description="train the query the service serves with FEEDLINE_SERVICE_LATEST_WEIGHT: "
-        "each member prompt's vector plus this weight times the catalogue bank's vector of "
-        "the member's previous positive (no gradient through it); needs catalogue_negatives",
+        "each member prompt's vector plus this weight times the vector of the member's "
+        "previous positive, embedded in the same step",
     )
     learning_rate: float = Field(2e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -100,12 +100,6 @@ class DualTrainSettings(BaseSettings):
     gradient_checkpointing: bool | None = Field(
         None, description="recompute activations in backward; default: on CUDA only"
     )
-
-    @model_validator(mode="after")
-    def _latest_needs_the_bank(self) -> DualTrainSettings:
-        if self.latest_weight > 0 and not self.catalogue_negatives:
-            raise ValueError("latest_weight needs catalogue_negatives (the bank holds the vectors)")
-        return self
 
     def base_path(self) -> Path:
         """The base model directory (the bundled MiniLM when unset)."""

@@ -87,16 +87,3 @@ def test_misuse_is_refused() -> None:
     bank.refresh_if_due(0, CountingEncoder().encode, CPU)
     with pytest.raises(ValueError, match="2 engaged sets for 1 rows"):
         bank.extend(torch.zeros(1, 4), ["x"], np.zeros((1, 1), dtype=bool), [frozenset()] * 2)
-
-
-def test_the_bank_gives_the_vectors_of_named_posts_and_zero_rows_otherwise() -> None:
-    bank = CatalogueNegatives(CATALOGUE, refresh_every=1)
-    with pytest.raises(ModelError, match="never embedded"):
-        bank.vectors_of(["post a"])
-    bank.refresh_if_due(0, CountingEncoder().encode, CPU)
-    vectors = bank.vectors_of(["post c", None, "not in the catalogue", "post a"])
-    assert vectors.shape == (4, 4)
-    assert vectors[0].tolist() == [0.0, 0.0, 1.0, 0.0]
-    assert vectors[1].abs().sum() == vectors[2].abs().sum() == 0.0
-    assert vectors[3].tolist() == [1.0, 0.0, 0.0, 0.0]
-    assert bank.vectors_of([None]).abs().sum() == 0.0
