@@ -29,15 +29,19 @@ def unit(seed: str, dim: int) -> np.ndarray:
     return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
-def update(entity_id: str, model_version: str, dim: int) -> EmbeddingUpdate:
+def update(
+    entity_id: str, model_version: str, dim: int, vector: np.ndarray | None = None
+) -> EmbeddingUpdate:
     """Version 1 of ``entity_id``: a post when its id starts with ``a`` or ``b``, else a
-    member; its vector is ``unit(entity_id, dim)``."""
+    member; its vector is ``vector``, else ``unit(entity_id, dim)``."""
     return EmbeddingUpdate(
         entity="post" if entity_id[0] in "ab" else "member",
         entity_id=entity_id,
         version=1,
         dim=dim,
-        vector_b64=EmbeddingUpdate.encode_vector(unit(entity_id, dim)),
+        vector_b64=EmbeddingUpdate.encode_vector(
+            unit(entity_id, dim) if vector is None else vector
+        ),
         model_version=model_version,
         prompt_version="p1",
         attrs={"author_id": "someone", "format": "text"},

@@ -26,6 +26,7 @@ from service.settings import ServiceSettings
 from service.state import ServiceState
 from streams.settings import KafkaSettings
 from tests.unit.service.fake_encoder import FakeEncoder
+from tests.unit.service.fake_encoder import update as fake_update
 
 VERSION = "model-a"
 ANGLES = {"a0": 0, "a1": 20, "a2": 40, "a3": 100, "a4": 120, "a5": 140}  # two clusters
@@ -37,21 +38,8 @@ def at(degrees: float) -> np.ndarray:
     return np.array([np.cos(rad), np.sin(rad)], np.float32)
 
 
-def update(entity_id: str, degrees: float, version: int = 1) -> EmbeddingUpdate:
-    return EmbeddingUpdate(
-        entity="post" if entity_id.startswith("a") else "member",
-        entity_id=entity_id,
-        version=version,
-        dim=2,
-        vector_b64=EmbeddingUpdate.encode_vector(at(degrees)),
-        model_version=VERSION,
-        prompt_version="p1",
-        attrs={"author_id": "someone", "format": "text"},
-        event_time_ms=1,
-        prompted_at_ms=1,
-        embedded_at_ms=1,
-        text=f"prompt of {entity_id}",
-    )
+def update(entity_id: str, degrees: float) -> EmbeddingUpdate:
+    return fake_update(entity_id, VERSION, 2, at(degrees))
 
 
 @pytest.fixture
