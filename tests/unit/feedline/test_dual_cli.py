@@ -75,11 +75,13 @@ def test_eval_train_eval(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert 0.0 <= before[metric] <= 1.0  # type: ignore[operator]
     assert before["recall_at_50"] >= before["recall_at_10"]  # type: ignore[operator]
     monkeypatch.setenv("FEEDLINE_DUAL_TRAIN_MAX_LENGTH", "64")
-    asked: list[tuple[int, int]] = []
+    asked: list[tuple[int, int, float]] = []
     scores = iter([0.5, 0.75, 0.25])  # the step-1 weights score best
 
-    def validation_for(training_set: TrainingSet, members: int, seed: int) -> Validation:
-        asked.append((members, seed))
+    def validation_for(
+        training_set: TrainingSet, members: int, seed: int, latest_weight: float = 0.0
+    ) -> Validation:
+        asked.append((members, seed, latest_weight))
         return Validation("fake", lambda encoder: next(scores))
 
     monkeypatch.setattr(feedline.dual_validation, "validation_for", validation_for)
@@ -92,7 +94,7 @@ def test_eval_train_eval(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
         "--learning-rate", "1e-4", "--freeze-layers", "2", "--max-minutes", "30",
         "--no-progress",
     )  # fmt: skip
-    assert asked == [(40, 3)]
+    assert asked == [(40, 3, 0.0)]  # the prompt-alone query unless the latest weight is set
     assert trained["steps"] == 2 and trained["stopped_by"] == "max_steps"
     assert trained["validation"] == [[0, 0.5], [1, 0.75], [2, 0.25]]
     assert trained["best_step"] == trained["saved_step"] == 1 and trained["best_score"] == 0.75

@@ -186,8 +186,12 @@ def test_validation_scores_the_second_to_last_items_only_on_leave_one_out_sets(
     out, _ = imported
     validation = validation_for(read_training_set(out / "train"), members=4, seed=0)
     assert validation is not None and "4 members" in validation.name
-    score = validation.score(TextEncoder.load(EncoderSettings()))
+    encoder = TextEncoder.load(EncoderSettings())
+    score = validation.score(encoder)
     assert 0.0 < score <= 1.0  # themed items: the text model finds some validation targets
+    latest = validation_for(read_training_set(out / "train"), members=4, seed=0, latest_weight=50)
+    assert latest is not None and "+latest 50" in latest.name
+    assert latest.score(encoder) != score  # the newest item's neighbours, not the prompt's
     time_split = tmp_path / "time"
     _lines("import", "amazon", str(out.parent / "toy"), "--out", str(time_split), "--split", "time")
     assert validation_for(read_training_set(time_split / "train"), members=4, seed=0) is None
