@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams.kafka_jars import ensure_broker_jars
@@ -60,6 +60,30 @@ def test_jars_are_fetched_once_and_cached() -> None:
     assert any(libs.glob("log4j-slf4j-impl-*.jar"))  # the logging backend the POM omits
 
 
+COORDINATOR_MOVING = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+
+
+def committed_when_coordinator_answers(
+    reader: Consumer, partition: TopicPartition, deadline_s: float = 60.0
+) -> list[TopicPartition]:
+    """``reader.committed``, retried while the error is retriable: just after a restart the
+    group coordinator may still be loading its offsets (CI once got NOT_COORDINATOR)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return reader.committed([partition], timeout=30)
+        except KafkaException as exception:
+            error = exception.args[0]
+            moving = error.retriable() or error.code() in COORDINATOR_MOVING
+            if not moving or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def test_cli_restarts_a_killed_broker_on_its_data(tmp_path: Path) -> None:
     """kill -9, then `feedline kafka start` again: same address, topics and offsets kept."""
     data_dir = tmp_path / "kafka"
@@ -84,8 +108,12 @@ def test_cli_restarts_a_killed_broker_on_its_data(tmp_path: Path) -> None:
         topics = AdminClient(kafka.confluent_config()).list_topics(timeout=10).topics
         assert kafka.topic("posts.created") in topics
         reader = Consumer({**kafka.confluent_config(), "group.id": "restart-group"})
-        [offset] = reader.committed([TopicPartition(kafka.topic("posts.created"), 0)], timeout=30)
-        reader.close()
+        try:
+            [offset] = committed_when_coordinator_answers(
+                reader, TopicPartition(kafka.topic("posts.created"), 0)
+            )
+        finally:
+            reader.close()
         assert offset.offset == 1
         assert feedline("kafka", "start", "--data-dir", str(data_dir)).returncode == 0  # no-op
     finally:
