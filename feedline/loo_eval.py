@@ -139,8 +139,14 @@ def latest_blended(
     members: np.ndarray, heldout: HeldOut, items: np.ndarray, weight: float
 ) -> np.ndarray:
     """Member vectors with each member's newest history item added at ``weight``
-    (``index_store.member_query.blend_latest``, as the query service serves them)."""
-    latest = items[np.array([h[-1] for h in heldout.histories])]
+    (``index_store.member_query.blend_latest``, as the query service serves them); a member
+    with no history keeps their vector, as in the service."""
+    if weight == 0:
+        return members
+    latest = np.zeros_like(members)
+    for row, history in enumerate(heldout.histories):
+        if len(history):
+            latest[row] = items[history[-1]]
     return blend_latest(members, latest, weight)
 
 

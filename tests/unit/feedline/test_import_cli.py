@@ -200,7 +200,8 @@ def test_validation_scores_the_second_to_last_items_only_on_leave_one_out_sets(
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [("--stage", "later", "stage is valid or test"), ("--ranking", "top", "ranking is full"),
-     ("--methods", "centroid,magic", "unknown methods")],
+     ("--methods", "centroid,magic", "unknown methods"),
+     ("--latest-weight", "-1", "--latest-weight")],
 )  # fmt: skip
 def test_eval_refuses_bad_options_before_loading_anything(
     tmp_path: Path, option: str, value: str, message: str

@@ -47,3 +47,21 @@ def test_rows_are_blended_one_by_one_and_stay_unit_length() -> None:
 def test_bad_arguments_are_refused(latest: np.ndarray, weight: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         blend_latest(unit(1, 0, 0), latest, weight)
+
+
+def test_the_evaluation_blend_keeps_a_member_without_history_as_the_service_does() -> None:
+    from feedline.loo_eval import HeldOut, latest_blended
+
+    items = np.stack([unit(1, 0, 0), unit(0, 1, 0)])
+    members = np.stack([unit(0, 0, 1), unit(0, 0, 1)])
+    heldout = HeldOut(
+        member_ids=["m1", "m2"],
+        prompts=["p1", "p2"],
+        histories=[np.array([0, 1]), np.array([], np.int64)],  # m2 has no history yet
+        targets=np.array([0, 1]),
+        negatives=[np.array([], np.int64)] * 2,
+    )
+    blended = latest_blended(members, heldout, items, 1.0)
+    np.testing.assert_allclose(blended[0], unit(0, 1, 1), atol=1e-6)  # the newest item: row 1
+    np.testing.assert_allclose(blended[1], members[1], atol=1e-6)
+    assert latest_blended(members, heldout, items, 0.0) is members

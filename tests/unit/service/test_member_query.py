@@ -125,3 +125,14 @@ async def test_a_weight_pulls_the_feed_toward_the_newest_engaged_post(
     feed, retrieved = await feed_ids(client)
     # 5 degrees + 3 x (120 degrees): the query sits at about 101 degrees
     assert feed == retrieved == ["a3", "a4", "a5"]
+
+
+@pytest.mark.parametrize("value", ["-0.5", "101", "heavy"])
+def test_a_bad_latest_weight_in_the_environment_is_refused(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("FEEDLINE_SERVICE_LATEST_WEIGHT", value)
+    with pytest.raises(ValidationError, match="latest_weight"):
+        ServiceSettings()

@@ -94,3 +94,16 @@ def test_the_worker_event_loop_is_uvloop_or_asyncio_own() -> None:
             loop.close()
     finally:
         asyncio.set_event_loop_policy(before)
+
+
+@pytest.mark.parametrize(("name", "value"), [("EVENT_LOOP", "gevent"), ("PRODUCER_LINGER_S", "-1")])
+def test_bad_worker_loop_or_linger_settings_are_refused(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import ValidationError
+
+    from streams.prompt_settings import PromptWorkerSettings
+
+    monkeypatch.setenv(f"FEEDLINE_PROMPTS_{name}", value)
+    with pytest.raises(ValidationError, match=name.lower()):
+        PromptWorkerSettings()
